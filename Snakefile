@@ -1,0 +1,26 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True
+
+
+include: "workflow/rules/models.smk"
+include: "workflow/rules/prompts.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/quality.smk"
+include: "workflow/rules/report.smk"

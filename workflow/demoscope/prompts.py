@@ -1,0 +1,49 @@
+"""Sample the candidate pool and the query sets of a task and render their text."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .records import Record
+from .sampling import balanced_sample
+from .templates import Template
+from .tokens import encode_text
+
+
+def _table(records: list[Record], text: str, texts: list[str], tokenizer, id_name: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            id_name: list(range(len(records))),
+            "record_id": [r.id for r in records],
+            "input": [r.input for r in records],
+            "answer": [r.answer for r in records],
+            "label": [r.label for r in records],
+            "options": [list(r.options) for r in records],
+            "gold_index": [r.options.index(r.answer) if r.options else -1 for r in records],
+            text: texts,
+            "n_tokens": [len(encode_text(tokenizer, t, first=True)) for t in texts],
+        },
+        schema_overrides={"options": pl.List(pl.String)},
+    )
+
+
+def build_prompt_tables(
+    splits: dict[str, list[Record]], template: Template, sizes: dict, seed: int, tokenizer
+) -> dict[str, pl.DataFrame]:
+    """Candidates come from train, quality queries from dev, test queries from test.
+
+    Each draw is label-balanced and seeded by (seed, split) so that changing
+    one size never reshuffles another set.
+    """
+    candidates = balanced_sample(splits["train"], sizes["candidates"], seed, what="candidate pool (train)")
+    quality = balanced_sample(
+        splits["dev"], sizes["quality_queries"], seed + 1, exclude={r.id for r in candidates}, what="quality queries (dev)"
+    )
+    tests = balanced_sample(splits["test"], sizes.get("test_queries", 0), seed + 2, what="test queries (test)")
+    return {
+        "candidates": _table(
+            candidates, "demonstration", [template.demonstration_text(r) for r in candidates], tokenizer, "cand_id"
+        ),
+        "quality_queries": _table(quality, "query", [template.query_text(r) for r in quality], tokenizer, "query_id"),
+        "test_queries": _table(tests, "query", [template.query_text(r) for r in tests], tokenizer, "query_id"),
+    }

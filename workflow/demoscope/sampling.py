@@ -1,0 +1,63 @@
+"""Seeded, label-balanced sampling."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from .records import Record
+
+
+def balanced_sample(
+    records: Sequence[Record], n: int, seed: int, exclude: set[str] = frozenset(), what: str = "sample"
+) -> list[Record]:
+    """Draw n records with labels as equal in count as n allows.
+
+    The result depends only on the records, n and seed; `allocate` says how
+    many of each label are drawn.
+    Records without a label (generation) are sampled uniformly.
+    """
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if record.id not in exclude:
+            by_label[record.label].append(record)
+    labels = sorted(by_label)
+    if not labels:
+        raise ValueError(f"{what}: no records to sample from")
+    available = sum(len(v) for v in by_label.values())
+    if n > available:
+        raise ValueError(f"{what}: asked for {n} records but only {available} are available")
+    counts = allocate(n, {label: len(by_label[label]) for label in labels})
+    chosen: list[Record] = []
+    for label in labels:
+        pool = by_label[label]
+        chosen.extend(pool[j] for j in rng.permutation(len(pool))[: counts[label]])
+    order = rng.permutation(len(chosen))
+    return [chosen[j] for j in order]
+
+
+def allocate(n: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Split n over strata as evenly as their sizes allow (water-filling).
+
+    Small strata (an ARC answer position that only one question has) give
+    what they have; the rest is shared evenly, remainders to the labels that
+    sort first.
+    """
+    counts = {label: 0 for label in sizes}
+    open_labels = sorted(sizes, key=lambda label: (sizes[label], label))
+    remaining = n
+    while remaining and open_labels:
+        share, extra = divmod(remaining, len(open_labels))
+        smallest = open_labels[0]
+        if sizes[smallest] <= share:
+            counts[smallest] = sizes[smallest]
+            remaining -= sizes[smallest]
+            open_labels.pop(0)
+            continue
+        for i, label in enumerate(sorted(open_labels)):
+            counts[label] = share + (1 if i < extra else 0)
+        remaining = 0
+    return counts

@@ -1,0 +1,20 @@
+rule dump_activations:
+    input:
+        model=model_dir,
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+    output:
+        directory("results/{model}/{task}/activations/{mask}/{site}.zarr"),
+    params:
+        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
+        store_dtype=COMPUTE["store_dtype"],
+        template=lambda wc: config["tasks"][wc.task].get("template", {}),
+        code=code_hash("models", "capture", "store", "dump", "tokens", "templates"),
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],
+    log:
+        "results/logs/dump_activations/{model}/{task}/{mask}/{site}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    script:
+        "../scripts/dump_activations.py"

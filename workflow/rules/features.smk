@@ -1,0 +1,15 @@
+rule compute_features:
+    input:
+        "results/{model}/{task}/activations/{mask}/{site}.zarr",
+    output:
+        "results/{model}/{task}/features/{mask}/{site}.parquet",
+    params:
+        threshold=config["massive"]["threshold"],
+        ratio=config["massive"]["ratio"],
+        code=code_hash("features", "moments", "massive", "store"),
+    log:
+        "results/logs/compute_features/{model}/{task}/{mask}/{site}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    script:
+        "../scripts/compute_features.py"

@@ -1,0 +1,25 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+import polars as pl
+import torch
+
+from demoscope import models
+from demoscope.parquet import write_parquet
+from demoscope.quality import score_quality
+from demoscope.templates import Template
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
+quality = score_quality(
+    model,
+    tokenizer,
+    Template.from_config(snakemake.params.template),
+    pl.read_parquet(snakemake.input.candidates),
+    pl.read_parquet(snakemake.input.queries),
+    device,
+    compute["batch_tokens"],
+)
+write_parquet(quality, snakemake.output[0])

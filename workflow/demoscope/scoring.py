@@ -102,32 +102,33 @@ def _score_chunk(model, body, prefix_cache, p_mask, queries, options, n_opts, mu
     )
     q_len = rows_q_mask.sum(-1)
     last = q_out.last_hidden_state[torch.arange(n_p * n_q), (q_len - 1).to(device)]
-    first_lp = _log_probs(model, last).cpu()  # (rows, vocab)
-    scores = np.full((n_p, n_q, n_opts), np.nan)
-    for r in range(n_p * n_q):
-        p, q = divmod(r, n_q)
-        for k, tok in enumerate(options[q]):
-            scores[p, q, k] = first_lp[r, tok[0]].item()
-    if not multi_token:
-        return scores
-    # Continue every row with each of its options' remaining tokens.
-    cache = q_out.past_key_values
+    row_opts = [options[q] for _ in range(n_p) for q in range(n_q)]
+    present = torch.tensor([[k < len(opts) for k in range(n_opts)] for opts in row_opts])
+    first_tok = torch.tensor([[opts[k][0] if k < len(opts) else 0 for k in range(n_opts)] for opts in row_opts])
+    scores = _log_probs(model, last).cpu().gather(1, first_tok)  # (rows, n_opts)
+    if multi_token:
+        scores += _tail_scores(model, body, q_out.past_key_values, mask, p_len + q_len, row_opts, n_opts, device, pad_id)
+    scores[~present] = float("nan")
+    return scores.double().numpy().reshape(n_p, n_q, n_opts)
+
+
+def _tail_scores(model, body, cache, mask, lengths, row_opts, n_opts, device, pad_id) -> torch.Tensor:
+    """Log-prob of every option token after the first: each row's cache continues with each option."""
     cache.batch_repeat_interleave(n_opts)
-    tails = [options[q][k][:-1] if k < len(options[q]) else [] for p in range(n_p) for q in range(n_q) for k in range(n_opts)]
-    o_ids, o_mask = _pad(tails, pad_id, left=False)
+    options = [opts[k] if k < len(opts) else [pad_id] for opts in row_opts for k in range(n_opts)]
+    o_ids, o_mask = _pad([o[:-1] for o in options], pad_id, left=False)
+    targets, _ = _pad([o[1:] for o in options], pad_id, left=False)
     full_mask = torch.cat([mask.repeat_interleave(n_opts, 0), o_mask], dim=1)
-    o_pos = (p_len + q_len).repeat_interleave(n_opts)[:, None] + torch.arange(o_ids.shape[1])[None]
-    o_out = body(
+    o_pos = lengths.repeat_interleave(n_opts)[:, None] + torch.arange(o_ids.shape[1])[None]
+    hidden = body(
         input_ids=o_ids.to(device),
         attention_mask=full_mask.to(device),
         position_ids=o_pos.to(device),
         past_key_values=cache,
         use_cache=False,
-    )
-    o_lp = _log_probs(model, o_out.last_hidden_state).cpu()
-    for r in range(n_p * n_q):
-        p, q = divmod(r, n_q)
-        for k, tok in enumerate(options[q]):
-            row = r * n_opts + k
-            scores[p, q, k] += sum(o_lp[row, j, tok[j + 1]].item() for j in range(len(tok) - 1))
-    return scores
+    ).last_hidden_state
+    real = o_mask.bool()
+    # Project only the real positions: the vocabulary is the most expensive matrix here.
+    token_lp = _log_probs(model, hidden[real.to(device)]).cpu().gather(1, targets[real][:, None])[:, 0]
+    sums = torch.zeros(len(options)).index_add_(0, real.nonzero()[:, 0], token_lp)
+    return sums.view(-1, n_opts)

@@ -4,17 +4,17 @@ rule dump_activations:
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
         directory("results/{model}/{task}/activations/{mask}/{site}.zarr"),
+    log:
+        "results/logs/dump_activations/{model}/{task}/{mask}/{site}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         store_dtype=COMPUTE["store_dtype"],
         template=lambda wc: config["tasks"][wc.task].get("template", {}),
         code=code_hash("models", "capture", "store", "dump", "tokens", "templates"),
-    threads: COMPUTE["threads"]
-    resources:
-        gpu=COMPUTE["gpu"],
-    log:
-        "results/logs/dump_activations/{model}/{task}/{mask}/{site}.log",
-    conda:
-        "../../envs/demoscope.yaml"
     script:
         "../scripts/dump_activations.py"

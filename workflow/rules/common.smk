@@ -5,15 +5,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
-# Jobs import the package from this checkout, the same files whose hashes the rules carry.
-PACKAGE_ROOT = str(Path(workflow.basedir) / "workflow")
-sys.path.insert(0, PACKAGE_ROOT)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")] if p
-)
+# The package is imported from this checkout (here and, via scripts/checkout.py, in every job),
+# so the code hashes below describe the code that runs.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from demoscope.codehash import code_hash
 from demoscope.tasks import local_files
@@ -59,7 +55,9 @@ def report_inputs():
             mask=MASKS,
             site=SITES,
         ),
-        "quality": expand("results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS),
+        "quality": expand(
+            "results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS
+        ),
     }
 
 
@@ -67,5 +65,7 @@ def all_outputs():
     return [
         "results/report/spearman.csv",
         "results/report/summary.md",
-        *expand("results/figures/rho_heatmap/{model}/{task}.png", model=MODELS, task=TASKS),
+        *expand(
+            "results/figures/rho_heatmap/{model}/{task}.png", model=MODELS, task=TASKS
+        ),
     ]

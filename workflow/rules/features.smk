@@ -3,13 +3,13 @@ rule compute_features:
         "results/{model}/{task}/activations/{mask}/{site}.zarr",
     output:
         "results/{model}/{task}/features/{mask}/{site}.parquet",
-    params:
-        threshold=config["massive"]["threshold"],
-        ratio=config["massive"]["ratio"],
-        code=code_hash("features", "moments", "massive", "store"),
     log:
         "results/logs/compute_features/{model}/{task}/{mask}/{site}.log",
     conda:
         "../../envs/demoscope.yaml"
+    params:
+        threshold=config["massive"]["threshold"],
+        ratio=config["massive"]["ratio"],
+        code=code_hash("features", "moments", "massive", "store"),
     script:
         "../scripts/compute_features.py"

@@ -6,14 +6,14 @@ rule build_prompts:
         candidates="results/{model}/{task}/prompts/candidates.parquet",
         quality_queries="results/{model}/{task}/prompts/quality_queries.parquet",
         test_queries="results/{model}/{task}/prompts/test_queries.parquet",
+    log:
+        "results/logs/build_prompts/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
     params:
         task=lambda wc: config["tasks"][wc.task],
         data_dir=DATA_DIR,
         seed=config["seed"],
         code=code_hash("records", "tasks", "templates", "sampling", "prompts", "tokens"),
-    log:
-        "results/logs/build_prompts/{model}/{task}.log",
-    conda:
-        "../../envs/demoscope.yaml"
     script:
         "../scripts/build_prompts.py"

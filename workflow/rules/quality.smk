@@ -5,16 +5,16 @@ rule score_quality:
         queries="results/{model}/{task}/prompts/quality_queries.parquet",
     output:
         "results/{model}/{task}/quality.parquet",
-    params:
-        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
-        template=lambda wc: config["tasks"][wc.task].get("template", {}),
-        code=code_hash("models", "scoring", "quality", "templates", "tokens"),
-    threads: COMPUTE["threads"]
-    resources:
-        gpu=COMPUTE["gpu"],
     log:
         "results/logs/score_quality/{model}/{task}.log",
     conda:
         "../../envs/demoscope.yaml"
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],
+    params:
+        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
+        template=lambda wc: config["tasks"][wc.task].get("template", {}),
+        code=code_hash("models", "scoring", "quality", "templates", "tokens"),
     script:
         "../scripts/score_quality.py"

@@ -13,6 +13,10 @@ rule report:
             caption="../report/summary.rst",
             category="Quality",
         ),
+    log:
+        "results/logs/report/report.log",
+    conda:
+        "../../envs/demoscope.yaml"
     params:
         models=MODELS,
         tasks=TASKS,
@@ -21,10 +25,6 @@ rule report:
         bound=config["report"]["bound"],
         metrics=config["report"]["quality_metrics"],
         code=code_hash("report", "correlate", "features"),
-    log:
-        "results/logs/report/report.log",
-    conda:
-        "../../envs/demoscope.yaml"
     script:
         "../scripts/report.py"
 
@@ -39,12 +39,12 @@ rule plot_rho_heatmap:
             category="Quality",
             subcategory="{model}",
         ),
-    params:
-        quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
     log:
         "results/logs/plot_rho_heatmap/{model}/{task}.log",
     conda:
         "../../envs/demoscope.yaml"
+    params:
+        quality=config["report"]["heatmap_quality"],
+        code=code_hash("figures"),
     script:
         "../scripts/plot_rho_heatmap.py"

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from demoscope.features import FEATURES, candidate_features, compute_features
+from demoscope.massive import massive_features
+from demoscope.moments import moments, token_moments
+
+
+def test_moments_match_scipy():
+    x = np.random.default_rng(0).gamma(2.0, size=(7, 16))
+    got = moments(x)
+    flat = x.ravel()
+    assert got["mean"] == pytest.approx(flat.mean())
+    assert got["variance"] == pytest.approx(np.var(flat))
+    assert got["skewness"] == pytest.approx(stats.skew(flat))
+    assert got["kurtosis"] == pytest.approx(stats.kurtosis(flat))
+    last = token_moments(x)
+    assert last["last_kurtosis"] == pytest.approx(stats.kurtosis(x[-1]))
+    assert last["last_mean"] == pytest.approx(x[-1].mean())
+
+
+def test_constant_input_gives_nan_shape_moments():
+    got = moments(np.ones((3, 4)))
+    assert got["variance"] == 0 and np.isnan(got["skewness"]) and np.isnan(got["kurtosis"])
+
+
+def test_massive_activations_are_found_where_planted():
+    x = np.random.default_rng(1).normal(0, 0.05, size=(6, 64))
+    x[0, 7] = -2000.0  # first token, fixed dimension: the pattern Sun et al. describe
+    x[3, 7] = 900.0
+    x[2, 11] = 50.0  # large, but under the absolute threshold of 100
+    got = massive_features(x)
+    median = np.median(np.abs(x))
+    assert got["top1"] == 2000.0 and got["top2"] == 900.0 and got["top3"] == 50.0
+    assert got["median_abs"] == pytest.approx(median)
+    assert got["top1_ratio"] == pytest.approx(2000.0 / median)
+    assert got["massive_count"] == 2 and got["massive_dims"] == [7] and got["top1_dim"] == 7
+
+
+def test_ratio_rule_rejects_large_but_common_values():
+    x = np.full((4, 8), 150.0)
+    x[0, 0] = 300.0
+    assert massive_features(x)["massive_count"] == 0  # over 100, but not 1000x the median
+
+
+def test_streamed_features_equal_in_memory(tmp_path):
+    from demoscope import store
+
+    rng = np.random.default_rng(2)
+    lengths = [3, 9, 1, 5, 12, 4]
+    acts = rng.normal(size=(2, sum(lengths), 8)).astype("float32")
+    acts[1, 0, 3] = 5000.0
+    root = store.create(tmp_path / "s.zarr", lengths, 2, 8, "float32", 4, {})
+    root["activations"][:] = acts
+    store.finalize(tmp_path / "s.zarr")
+    streamed = compute_features(store.open_store(tmp_path / "s.zarr"), block_tokens=7)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for row in streamed.iter_rows(named=True):
+        ref = candidate_features(acts[row["layer"], offsets[row["cand_id"]] : offsets[row["cand_id"] + 1]], 100, 1000)
+        for name in FEATURES:
+            assert row[name] == pytest.approx(ref[name], nan_ok=True), name
+    assert streamed.height == len(lengths) * 2

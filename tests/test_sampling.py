@@ -1,0 +1,35 @@
+from collections import Counter
+
+import pytest
+
+from demoscope.records import Record
+from demoscope.sampling import allocate, balanced_sample
+
+
+def pool(counts: dict[str, int]) -> list[Record]:
+    return [Record(id=f"{lab}{i}", input="x", answer=lab, label=lab) for lab, n in counts.items() for i in range(n)]
+
+
+def test_balanced_and_seeded():
+    records = pool({"neg": 50, "pos": 50})
+    a = balanced_sample(records, 20, seed=0)
+    assert Counter(r.label for r in a) == {"neg": 10, "pos": 10}
+    assert [r.id for r in a] == [r.id for r in balanced_sample(records, 20, seed=0)]
+    assert [r.id for r in a] != [r.id for r in balanced_sample(records, 20, seed=1)]
+
+
+def test_small_strata_give_what_they_have():
+    # ARC: one question in the training split has a fifth choice.
+    assert allocate(10, {"0": 30, "1": 30, "2": 30, "3": 30, "4": 1}) == {"0": 3, "1": 2, "2": 2, "3": 2, "4": 1}
+    assert sum(allocate(7, {"a": 2, "b": 100, "c": 100}).values()) == 7
+
+
+def test_excluded_ids_are_never_drawn():
+    records = pool({"a": 5, "b": 5})
+    drawn = balanced_sample(records, 6, seed=0, exclude={"a0", "b0"})
+    assert not {"a0", "b0"} & {r.id for r in drawn}
+
+
+def test_asking_for_too_many_says_so():
+    with pytest.raises(ValueError, match="quality queries: asked for 30 records but only 10"):
+        balanced_sample(pool({"a": 5, "b": 5}), 30, seed=0, what="quality queries")

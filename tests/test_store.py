@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import zarr
+
+from demoscope import store
+
+
+def build(path, lengths, layers=3, hidden=5):
+    acts = np.arange(layers * sum(lengths) * hidden, dtype="float32").reshape(layers, sum(lengths), hidden)
+    root = store.create(path, lengths, layers, hidden, "float32", 4, {"model": "m"})
+    root["activations"][:] = acts
+    return acts
+
+
+def test_round_trip_per_candidate_and_layer(tmp_path):
+    path = tmp_path / "a.zarr"
+    acts = build(path, [2, 5, 1, 4])
+    store.finalize(path)
+    s = store.open_store(path)
+    assert s.n_candidates == 4 and s.n_layers == 3
+    assert list(s.lengths()) == [2, 5, 1, 4]
+    np.testing.assert_array_equal(s.candidate(1, 1), acts[1, 2:7])
+    np.testing.assert_array_equal(s.tokens(2, 2, 4), acts[2, 7:12])
+    assert s.attrs["model"] == "m" and s.attrs["complete"] == {"n_candidates": 4, "total_tokens": 12}
+    assert s.root["activations"].chunks == (1, 4, 5)
+
+
+def test_unfinished_store_is_refused(tmp_path):
+    path = tmp_path / "a.zarr"
+    build(path, [2, 3])
+    with pytest.raises(store.StoreError, match="unfinished dump is still at its .partial path"):
+        store.open_store(path)
+
+
+def test_store_whose_counts_disagree_is_refused(tmp_path):
+    path = tmp_path / "a.zarr"
+    build(path, [2, 3])
+    store.finalize(path)
+    root = zarr.open_group(path, mode="r+")
+    root.attrs["complete"] = {"n_candidates": 2, "total_tokens": 4}
+    with pytest.raises(store.StoreError, match="counts disagree"):
+        store.open_store(path)
+
+
+def test_blocks_cover_every_candidate_once(tmp_path):
+    path = tmp_path / "a.zarr"
+    build(path, [2, 5, 1, 4, 9])
+    store.finalize(path)
+    blocks = list(store.open_store(path).blocks(6))
+    assert blocks == [(0, 1), (1, 3), (3, 4), (4, 5)]

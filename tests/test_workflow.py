@@ -1,0 +1,120 @@
+"""The workflow end to end through Snakemake: tiny random models, then the real embedded model."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from demoscope.features import FEATURES
+
+from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def planned_jobs(workdir) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run ({} when nothing is to be done)."""
+    out = snakemake(workdir, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
+
+
+def check_report(workdir, config) -> pl.DataFrame:
+    table = pl.read_csv(workdir / "results" / "report" / "spearman.csv")
+    n_layers = config["_layers"]
+    expected = (len(config["models"]) * len(config["tasks"]) * len(config["masks"]) * len(config["sites"])
+                * len(FEATURES) * n_layers * len(config["report"]["quality_metrics"]))
+    assert table.height == expected
+    assert set(table["task"]) == set(config["tasks"])
+    # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
+    for (model, task), part in table.group_by(["model", "task"]):
+        features = pl.read_parquet(workdir / f"results/{model}/{task}/features/causal/mlp_out.parquet")
+        quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
+        for row in part.iter_rows(named=True):
+            x = features.filter(pl.col("layer") == row["layer"])[row["feature"]].to_numpy()
+            y = quality[row["quality"]].to_numpy()
+            varies = np.nanmax(x) > np.nanmin(x) and y.max() > y.min()
+            assert np.isfinite(row["rho"]) == varies, row
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    for heading in ("Largest |rho| per model and task", "NaN correlations", "Quality by demonstration label"):
+        assert heading in summary
+    for model in config["models"]:
+        for task in config["tasks"]:
+            png = workdir / f"results/figures/rho_heatmap/{model}/{task}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return table
+
+
+@pytest.fixture(scope="module")
+def llama_run(tmp_path_factory, tiny_llama, tiny_data):
+    config = tiny_config(tiny_llama, tiny_data)
+    workdir = make_workspace(tmp_path_factory.mktemp("wf-llama"), config)
+    snakemake(workdir)
+    return workdir, {**config, "_layers": 3}
+
+
+def test_tiny_llama_end_to_end(llama_run):
+    workdir, config = llama_run
+    table = check_report(workdir, config)
+    assert table["rho"].is_finite().sum() > 0
+
+
+def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
+    config = tiny_config(tiny_qwen2, tiny_data, name="tiny-qwen2")
+    config["sites"] = ["mlp_out", "resid"]
+    workdir = make_workspace(tmp_path, config)
+    snakemake(workdir)
+    table = check_report(workdir, {**config, "_layers": 3})
+    assert set(table["site"]) == {"mlp_out", "resid"}
+
+
+def test_second_run_has_nothing_to_do(llama_run):
+    workdir, _ = llama_run
+    assert planned_jobs(workdir) == {}
+
+
+def test_editing_feature_code_reruns_only_features_and_report(llama_run):
+    workdir, _ = llama_run
+    moments = workdir / "workflow" / "demoscope" / "moments.py"
+    original = moments.read_text()
+    moments.write_text(original.replace('"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),'))
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        moments.write_text(original)
+    assert set(jobs) == {"compute_features", "report", "plot_rho_heatmap", "all"}
+    assert jobs["compute_features"] == 2
+    assert planned_jobs(workdir) == {}  # restoring the code restores the cache
+
+
+def test_changing_a_size_reruns_that_task_only(llama_run):
+    workdir, config = llama_run
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(
+        {**{k: v for k, v in config.items() if k != "_layers"},
+         "tasks": {**config["tasks"], "sst2": {**config["tasks"]["sst2"], "sizes": {"candidates": 12, "quality_queries": 4}}}}
+    ))
+    jobs = planned_jobs(workdir)
+    assert jobs["build_prompts"] == 1 and jobs["dump_activations"] == 1 and jobs["score_quality"] == 1
+    assert "prepare_model" not in jobs
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the offline data folder {SHARED_DATA} is not beside this checkout")
+def test_real_embedded_model_on_real_data(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(SHARED_DATA)
+    config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
+    config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
+    workdir = make_workspace(tmp_path, config)
+    snakemake(workdir)
+    model_dir = workdir / "resources" / "models" / "smollm2-135m"
+    assert (model_dir / "model.safetensors").exists() and (model_dir / "tokenizer.json").exists()
+    check_report(workdir, {**config, "_layers": 30})
+    quality = pl.read_parquet(workdir / "results/smollm2-135m/sst2/quality.parquet")
+    # SmolLM2 reads sentiment well above chance after one demonstration.
+    assert quality["accuracy"].mean() > 0.6

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from demoscope import models, store
 from demoscope.capture import capture
-from demoscope.dump import dump_activations, length_batches
+from demoscope.dump import dump_activations
+from demoscope.masks import budget_groups
 from demoscope.models import decoder_layers
 
 TEXTS = ["Review: good film \nSentiment: positive", "Review: dull \nSentiment: negative",
@@ -52,7 +53,11 @@ def test_dump_stores_every_token_of_every_demonstration(tiny_llama, tmp_path):
     np.testing.assert_array_equal(s.root["token_ids"][:], sum((tok(t).input_ids for t in TEXTS), []))
 
 
-def test_length_batches_are_consecutive_and_bounded():
-    batches = length_batches([5, 5, 9, 2, 2, 2, 30], batch_tokens=18)
+def test_batches_are_consecutive_and_bounded():
+    batches = budget_groups([5, 5, 9, 2, 2, 2, 30], batch_tokens=18)
     assert batches == [(0, 2), (2, 4), (4, 6), (6, 7)]
     assert [i for a, b in batches for i in range(a, b)] == list(range(7))
+
+
+def test_packed_groups_bound_the_sum_not_the_padded_size():
+    assert budget_groups([5, 5, 9, 2, 2, 2, 30], batch_tokens=18, padded=False) == [(0, 2), (2, 6), (6, 7)]

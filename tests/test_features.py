@@ -61,3 +61,22 @@ def test_streamed_features_equal_in_memory(tmp_path):
         for name in FEATURES:
             assert row[name] == pytest.approx(ref[name], nan_ok=True), name
     assert streamed.height == len(lengths) * 2
+
+
+def test_query_segments_are_averaged_per_candidate(tmp_path):
+    from demoscope import store
+
+    rng = np.random.default_rng(3)
+    lengths = [2, 3, 4, 2]  # two candidates x two query segments
+    acts = rng.normal(size=(1, sum(lengths), 6)).astype("float32")
+    root = store.create(tmp_path / "q.zarr", lengths, 1, 6, "float32", 4, {"segments_per_candidate": 2})
+    root["activations"][:] = acts
+    store.finalize(tmp_path / "q.zarr")
+    got = compute_features(store.open_store(tmp_path / "q.zarr"))
+    assert got["cand_id"].to_list() == [0, 1]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    segs = [candidate_features(acts[0, offsets[i] : offsets[i + 1]], 100, 1000) for i in range(4)]
+    for cand in (0, 1):
+        row = got.row(cand, named=True)
+        for name in ("n_tokens", "kurtosis", "last_mean", "top1"):
+            assert row[name] == pytest.approx((segs[2 * cand][name] + segs[2 * cand + 1][name]) / 2)

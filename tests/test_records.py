@@ -84,3 +84,18 @@ def test_every_real_file_reads_as_it_is(task, fmt, counts):
         records = load_split({"local": {"dir": task, "format": fmt}}, split, SHARED_DATA)
         assert len(records) == n
         assert all(r.answer for r in records)
+
+
+def test_hub_source_reads_a_dataset_by_id_with_split_slices(tmp_path, monkeypatch):
+    """The hub path, offline: `datasets` resolves a local dataset folder exactly as it resolves an id."""
+    import polars as pl
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    rows = {"sentence": [f"text {i}" for i in range(10)], "label": [i % 2 for i in range(10)]}
+    pl.DataFrame(rows).write_parquet(tmp_path / "train.parquet")
+    pl.DataFrame(rows).head(4).write_parquet(tmp_path / "validation.parquet")
+    task = {"hub": {"id": str(tmp_path), "format": "fields", "splits": {"train": "train[:-3]", "dev": "train[-3:]", "test": "validation"},
+                    "input": "Review: {sentence}\nSentiment:", "label": "label", "label_words": ["negative", "positive"]}}
+    train, dev, test = (load_split(task, s, None) for s in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (7, 3, 4)
+    assert dev[0].input == "Review: text 7\nSentiment:" and dev[0].answer == "positive"

@@ -28,13 +28,15 @@ def planned_jobs(workdir) -> dict[str, int]:
 def check_report(workdir, config) -> pl.DataFrame:
     table = pl.read_csv(workdir / "results" / "report" / "spearman.csv")
     n_layers = config["_layers"]
-    expected = (len(config["models"]) * len(config["tasks"]) * len(config["masks"]) * len(config["sites"])
+    n_dumps = sum(len(sites) for sites in config["dumps"].values())
+    expected = (len(config["models"]) * len(config["tasks"]) * n_dumps
                 * len(FEATURES) * n_layers * len(config["report"]["quality_metrics"]))
     assert table.height == expected
+    assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites}
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
-    for (model, task), part in table.group_by(["model", "task"]):
-        features = pl.read_parquet(workdir / f"results/{model}/{task}/features/causal/mlp_out.parquet")
+    for (model, task, mask, site), part in table.group_by(["model", "task", "mask", "site"]):
+        features = pl.read_parquet(workdir / f"results/{model}/{task}/features/{mask}/{site}.parquet")
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):
             x = features.filter(pl.col("layer") == row["layer"])[row["feature"]].to_numpy()
@@ -63,11 +65,15 @@ def test_tiny_llama_end_to_end(llama_run):
     workdir, config = llama_run
     table = check_report(workdir, config)
     assert table["rho"].is_finite().sum() > 0
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    for mask, sites in config["dumps"].items():
+        for site in sites:
+            assert f"| {mask} | {site} |" in summary
 
 
 def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
     config = tiny_config(tiny_qwen2, tiny_data, name="tiny-qwen2")
-    config["sites"] = ["mlp_out", "resid"]
+    config["dumps"] = {"causal": ["mlp_out", "resid"]}
     workdir = make_workspace(tmp_path, config)
     snakemake(workdir)
     table = check_report(workdir, {**config, "_layers": 3})
@@ -80,7 +86,7 @@ def test_second_run_has_nothing_to_do(llama_run):
 
 
 def test_editing_feature_code_reruns_only_features_and_report(llama_run):
-    workdir, _ = llama_run
+    workdir, config = llama_run
     moments = workdir / "workflow" / "demoscope" / "moments.py"
     original = moments.read_text()
     moments.write_text(original.replace('"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),'))
@@ -89,18 +95,36 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
     finally:
         moments.write_text(original)
     assert set(jobs) == {"compute_features", "report", "plot_rho_heatmap", "all"}
-    assert jobs["compute_features"] == 2
+    n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
+    assert jobs["compute_features"] == n_stores
     assert planned_jobs(workdir) == {}  # restoring the code restores the cache
+
+
+def write_config(workdir, config):
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "_layers"}))
+
+
+def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
+    workdir, config = llama_run
+    try:
+        write_config(workdir, {**config, "dumps": {**config["dumps"], "bidirectional": ["mlp_out", "resid"]}})
+        jobs = planned_jobs(workdir)
+    finally:
+        write_config(workdir, config)
+    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task.
+    assert jobs == {"dump_activations": 2, "compute_features": 2, "report": 1, "plot_rho_heatmap": 2, "all": 1}
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):
     workdir, config = llama_run
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(
-        {**{k: v for k, v in config.items() if k != "_layers"},
-         "tasks": {**config["tasks"], "sst2": {**config["tasks"]["sst2"], "sizes": {"candidates": 12, "quality_queries": 4}}}}
-    ))
-    jobs = planned_jobs(workdir)
-    assert jobs["build_prompts"] == 1 and jobs["dump_activations"] == 1 and jobs["score_quality"] == 1
+    sst2 = {**config["tasks"]["sst2"], "sizes": {"candidates": 12, "quality_queries": 4}}
+    try:
+        write_config(workdir, {**config, "tasks": {**config["tasks"], "sst2": sst2}})
+        jobs = planned_jobs(workdir)
+    finally:
+        write_config(workdir, config)
+    n_dumps = sum(len(sites) for sites in config["dumps"].values())
+    assert jobs["build_prompts"] == 1 and jobs["score_quality"] == 1 and jobs["dump_activations"] == n_dumps
     assert "prepare_model" not in jobs
 
 

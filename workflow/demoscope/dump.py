@@ -1,4 +1,4 @@
-"""Run each candidate demonstration through the model and stream one site's activations to a store."""
+"""Run candidates through the model under a masking strategy and stream one site's activations to a store."""
 
 from __future__ import annotations
 
@@ -9,27 +9,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, store
+from . import __version__, masks, store
 from .capture import capture
 from .models import backbone, decoder_layers
-from .tokens import encode_text
-
-
-def length_batches(lengths: list[int], batch_tokens: int) -> list[tuple[int, int]]:
-    """Consecutive ranges whose padded size (count x longest) stays within batch_tokens.
-
-    Consecutive, not length-sorted, so every batch is one contiguous write.
-    """
-    batches, first, longest = [], 0, 0
-    for i, n in enumerate(lengths):
-        longest_if = max(longest, n)
-        if i > first and longest_if * (i - first + 1) > batch_tokens:
-            batches.append((first, i))
-            first, longest_if = i, n
-        longest = longest_if
-    if lengths:
-        batches.append((first, len(lengths)))
-    return batches
 
 
 @torch.inference_mode()
@@ -41,42 +23,57 @@ def dump_activations(
     site: str,
     device: str,
     store_dtype: str,
+    mask: str = "causal",
     batch_tokens: int = 4096,
     chunk_tokens: int = 256,
     attrs: dict | None = None,
+    **context,
 ) -> None:
-    """Write the `site` output of every decoder layer for every token of every text."""
-    ids = [encode_text(tokenizer, t, first=True) for t in texts]
-    lengths = [len(x) for x in ids]
+    """Write the `site` output of every decoder layer for every kept token.
+
+    `context` carries what a strategy needs beyond the texts: `instruction` and
+    `separator` for `instruction`, `queries` and `separator` for `query`.
+    """
+    plan = masks.plan(mask, texts, tokenizer, batch_tokens, dtype=model.dtype, **context)
     n_layers, hidden = len(decoder_layers(model)), model.config.hidden_size
     root = store.create(
         out_path,
-        lengths,
+        [len(s) for s in plan.segments],
         n_layers,
         hidden,
         store_dtype,
         chunk_tokens,
-        {"site": site, "dtype": store_dtype, "package_version": __version__, **(attrs or {})},
+        {
+            "site": site,
+            "mask": mask,
+            "dtype": store_dtype,
+            "package_version": __version__,
+            "segments_per_candidate": plan.segments_per_candidate,
+            **(attrs or {}),
+        },
     )
     acts, token_ids = root["activations"], root["token_ids"]
     offsets = root["offsets"][:]
-    pad = tokenizer.pad_token_id
     body = backbone(model)
     with capture(model, site) as captured:
-        for first, last in tqdm(length_batches(lengths, batch_tokens), desc=f"dump {site}", file=sys.stderr):
-            batch = ids[first:last]
-            width = max(len(x) for x in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, seq in enumerate(batch):
-                input_ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            body(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
-            keep = mask.bool().to(device)
+        for batch in tqdm(plan.batches, desc=f"dump {mask}/{site}", file=sys.stderr):
+            cache = None
+            if batch.prefix is not None:
+                prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
+                cache = body(**prefix, use_cache=True).past_key_values
+                cache.batch_repeat_interleave(batch.prefix["repeat"])
+            body(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+                position_ids=batch.position_ids.to(device),
+                past_key_values=cache,
+                use_cache=False,
+            )
+            keep = batch.keep.to(device)
             block = torch.stack([captured[layer][keep] for layer in range(n_layers)])
-            start, stop = int(offsets[first]), int(offsets[last])
+            start, stop = int(offsets[batch.first]), int(offsets[batch.last])
             acts[:, start:stop, :] = block.float().cpu().numpy().astype(store_dtype, copy=False)
-            token_ids[start:stop] = input_ids[mask.bool()].numpy().astype(np.int32)
+            token_ids[start:stop] = batch.input_ids[batch.keep].numpy().astype(np.int32)
     store.finalize(out_path)
 
 

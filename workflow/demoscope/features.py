@@ -24,14 +24,32 @@ def candidate_features(tokens, threshold: float, ratio: float) -> dict:
 def compute_features(
     store: ActivationStore, threshold: float = 100.0, ratio: float = 1000.0, block_tokens: int = 8192
 ) -> pl.DataFrame:
-    """Read one layer block at a time (never the whole store) and describe each candidate in it."""
+    """Read one layer block at a time (never the whole store) and describe each segment in it.
+
+    A store with several segments per candidate (the `query` mask: one per quality
+    query) is averaged over each candidate's segments.
+    """
     offsets = store.offsets
+    per_candidate = int(store.attrs.get("segments_per_candidate", 1))
     rows = []
     for layer in tqdm(range(store.n_layers), desc="features", file=sys.stderr):
         for first, last in store.blocks(block_tokens):
             block = store.tokens(layer, first, last)
             base = offsets[first]
-            for cand in range(first, last):
-                tokens = block[offsets[cand] - base : offsets[cand + 1] - base]
-                rows.append({"cand_id": cand, "layer": layer, **candidate_features(tokens, threshold, ratio)})
-    return pl.DataFrame(rows, schema_overrides={"massive_dims": pl.List(pl.Int64)}).sort("cand_id", "layer")
+            for seg in range(first, last):
+                tokens = block[offsets[seg] - base : offsets[seg + 1] - base]
+                rows.append({"cand_id": seg // per_candidate, "layer": layer, **candidate_features(tokens, threshold, ratio)})
+    frame = pl.DataFrame(rows, schema_overrides={"massive_dims": pl.List(pl.Int64)})
+    if per_candidate > 1:
+        frame = average_segments(frame)
+    return frame.sort("cand_id", "layer")
+
+
+def average_segments(frame: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every numeric feature over a candidate's segments; the union of massive dims,
+    and the dim of the segment with the largest top-1."""
+    return frame.group_by("cand_id", "layer").agg(
+        *[pl.col(name).mean() for name in FEATURES],
+        pl.col("top1_dim").sort_by("top1").last(),
+        pl.col("massive_dims").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+    )

@@ -61,3 +61,22 @@ def allocate(n: int, sizes: dict[str, int]) -> dict[str, int]:
             counts[label] = share + (1 if i < extra else 0)
         remaining = 0
     return counts
+
+
+def balanced_head(labels: Sequence[str], n: int) -> list[int]:
+    """Indices of the first rows of each label, n in all, as balanced as `allocate` makes them.
+
+    For a table that is already a seeded random draw, this is a smaller
+    balanced draw that stays the same when the table is only extended.
+    """
+    sizes: dict[str, int] = defaultdict(int)
+    for label in labels:
+        sizes[label] += 1
+    counts = allocate(min(n, len(labels)), dict(sizes))
+    taken: dict[str, int] = defaultdict(int)
+    chosen = []
+    for i, label in enumerate(labels):
+        if taken[label] < counts[label]:
+            taken[label] += 1
+            chosen.append(i)
+    return chosen

@@ -1,5 +1,6 @@
 rule dump_activations:
     input:
+        unpack(mask_inputs),
         model=model_dir,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
@@ -14,7 +15,9 @@ rule dump_activations:
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         store_dtype=COMPUTE["store_dtype"],
-        template=lambda wc: config["tasks"][wc.task].get("template", {}),
-        code=code_hash("models", "capture", "store", "dump", "tokens", "templates"),
+        context=mask_context,
+        code=code_hash(
+            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
+        ),
     script:
         "../scripts/dump_activations.py"

@@ -17,8 +17,9 @@ from demoscope.tasks import local_files
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
-MASKS = list(config["masks"])
-SITES = list(config["sites"])
+DUMPS = [(mask, site) for mask, sites in config["dumps"].items() for site in sites]
+MASKS = list(config["dumps"])
+SITES = sorted({site for _, site in DUMPS})
 COMPUTE = config["compute"]
 
 if DATA_DIR:
@@ -37,6 +38,24 @@ wildcard_constraints:
     site="|".join(SITES),
 
 
+def canonical(value):
+    """Dicts with keys sorted at every depth: Snakemake compares params as text, and
+    re-ordering keys in a config file must not rerun anything."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def task_config(wildcards):
+    return canonical(config["tasks"][wildcards.task])
+
+
+def template_config(wildcards):
+    return canonical(config["tasks"][wildcards.task].get("template", {}))
+
+
 def model_dir(wildcards):
     return f"resources/models/{wildcards.model}"
 
@@ -46,15 +65,38 @@ def task_data(wildcards):
     return local_files(config["tasks"][wildcards.task], DATA_DIR) if DATA_DIR else []
 
 
+def mask_inputs(wildcards):
+    """The query strategy reads the quality queries; the others read only the candidates."""
+    if wildcards.mask == "query":
+        return {
+            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/quality_queries.parquet"
+        }
+    return {}
+
+
+def mask_context(wildcards):
+    """Only what the dump's own strategy uses, so other settings never rerun it."""
+    template = config["tasks"][wildcards.task].get("template", {})
+    separator = template.get("separator", "\n\n")
+    if wildcards.mask == "instruction":
+        return canonical(
+            {"instruction": template.get("instruction", ""), "separator": separator}
+        )
+    if wildcards.mask == "query":
+        return canonical(
+            {"n_queries": config["query_mask"]["queries"], "separator": separator}
+        )
+    return {}
+
+
 def report_inputs():
     return {
-        "features": expand(
-            "results/{model}/{task}/features/{mask}/{site}.parquet",
-            model=MODELS,
-            task=TASKS,
-            mask=MASKS,
-            site=SITES,
-        ),
+        "features": [
+            f"results/{model}/{task}/features/{mask}/{site}.parquet"
+            for model in MODELS
+            for task in TASKS
+            for mask, site in DUMPS
+        ],
         "quality": expand(
             "results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS
         ),

@@ -11,7 +11,7 @@ rule build_prompts:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        task=lambda wc: config["tasks"][wc.task],
+        task=task_config,
         data_dir=DATA_DIR,
         seed=config["seed"],
         code=code_hash("records", "tasks", "templates", "sampling", "prompts", "tokens"),

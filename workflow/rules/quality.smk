@@ -14,7 +14,7 @@ rule score_quality:
         gpu=COMPUTE["gpu"],
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
-        template=lambda wc: config["tasks"][wc.task].get("template", {}),
+        template=template_config,
         code=code_hash("models", "scoring", "quality", "templates", "tokens"),
     script:
         "../scripts/score_quality.py"

@@ -18,10 +18,6 @@ rule report:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        models=MODELS,
-        tasks=TASKS,
-        masks=MASKS,
-        sites=SITES,
         bound=config["report"]["bound"],
         metrics=config["report"]["quality_metrics"],
         code=code_hash("report", "correlate", "features"),

@@ -7,27 +7,36 @@ import torch
 
 from demoscope import models
 from demoscope.dump import dump_activations, resolve_store_dtype
+from demoscope.sampling import balanced_head
 from demoscope.templates import Template
 
 torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
+context = dict(snakemake.params.context)
+if "n_queries" in context:
+    queries = pl.read_parquet(snakemake.input.queries)
+    chosen = balanced_head(queries["label"].to_list(), context.pop("n_queries"))
+    context["queries"] = queries["query"].gather(chosen).to_list()
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
-candidates = pl.read_parquet(snakemake.input.candidates)
 dump_activations(
     model,
     tokenizer,
-    candidates["demonstration"].to_list(),
+    pl.read_parquet(snakemake.input.candidates)["demonstration"].to_list(),
     snakemake.output[0],
     site=snakemake.wildcards.site,
     device=device,
     store_dtype=resolve_store_dtype(snakemake.params.store_dtype, device),
+    mask=snakemake.wildcards.mask,
     batch_tokens=compute["batch_tokens"],
     chunk_tokens=compute["chunk_tokens"],
     attrs={
         "model": snakemake.wildcards.model,
         "task": snakemake.wildcards.task,
-        "mask": snakemake.wildcards.mask,
         "model_dtype": str(model.dtype),
-        "template_hash": Template.from_config(snakemake.params.template).digest(),
+        "context": snakemake.params.context,
+        "template_hash": Template.from_config(
+            snakemake.config["tasks"][snakemake.wildcards.task].get("template")
+        ).digest(),
     },
+    **context,
 )

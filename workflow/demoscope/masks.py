@@ -1,0 +1,192 @@
+"""Attention-masking strategies: how a candidate is encoded when its activations are read.
+
+Each strategy turns the candidates into forward batches and says which positions of each
+batch belong to the store, in store order. See docs/masks.md for the definitions and
+diagrams.
+
+- causal:        the demonstration alone, ordinary causal attention.
+- instruction:   the task instruction, then the demonstration, causal; only the
+                 demonstration's tokens are kept.
+- bidirectional: the demonstration alone, every token attending to every other.
+- packed:        several demonstrations in one row, block-diagonal causal mask, positions
+                 restarting per demonstration; equals causal, without padding.
+- query:         [demonstration; query] for Q fixed quality queries; only the query's
+                 tokens are kept (the only ones that see the demonstration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .tokens import encode_text
+
+MASKS = ("causal", "instruction", "bidirectional", "packed", "query")
+
+
+@dataclass
+class Batch:
+    """One forward (or a prefix forward plus a continuation) and the positions to keep."""
+
+    first: int  # first segment in the batch
+    last: int  # one past the last segment
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor  # 2D padding mask, or 4D additive float mask
+    position_ids: torch.Tensor
+    keep: torch.Tensor  # bool (rows, width): kept positions, row-major = store order
+    prefix: dict | None = None  # query strategy: the demonstration forward that builds the cache
+
+
+@dataclass
+class Plan:
+    """Token ids of every stored segment and how to batch them."""
+
+    segments: list[list[int]]  # kept token ids, store order
+    batches: list[Batch] = field(default_factory=list)
+    segments_per_candidate: int = 1
+
+
+def _right_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def budget_groups(sizes: list[int], batch_tokens: int, padded: bool = True) -> list[tuple[int, int]]:
+    """Consecutive groups whose size (count x longest when padded, else the sum) fits batch_tokens."""
+    groups, first, longest, total = [], 0, 0, 0
+    for i, n in enumerate(sizes):
+        longest_if, total_if = max(longest, n), total + n
+        cost = longest_if * (i - first + 1) if padded else total_if
+        if i > first and cost > batch_tokens:
+            groups.append((first, i))
+            first, longest_if, total_if = i, n, n
+        longest, total = longest_if, total_if
+    if sizes:
+        groups.append((first, len(sizes)))
+    return groups
+
+
+def _padded_batches(seqs: list[list[int]], pad: int, batch_tokens: int, keep_from: list[int] | None = None):
+    for first, last in budget_groups([len(s) for s in seqs], batch_tokens):
+        ids, mask = _right_pad(seqs[first:last], pad)
+        keep = mask.bool().clone()
+        if keep_from is not None:
+            for row, start in enumerate(keep_from[first:last]):
+                keep[row, :start] = False
+        yield first, last, ids, mask, keep
+
+
+def plan_causal(demos: list[str], tokenizer, batch_tokens: int, **_) -> Plan:
+    seqs = [encode_text(tokenizer, d, first=True) for d in demos]
+    plan = Plan(segments=seqs)
+    for first, last, ids, mask, keep in _padded_batches(seqs, tokenizer.pad_token_id, batch_tokens):
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        plan.batches.append(Batch(first, last, ids, mask, pos, keep))
+    return plan
+
+
+def plan_instruction(demos: list[str], tokenizer, batch_tokens: int, instruction: str, separator: str, **_) -> Plan:
+    if not instruction:
+        raise ValueError("the `instruction` mask needs the task's template.instruction text")
+    head = encode_text(tokenizer, instruction + separator, first=True)
+    own = [encode_text(tokenizer, d, first=False) for d in demos]
+    seqs = [head + o for o in own]
+    plan = Plan(segments=own)
+    for first, last, ids, mask, keep in _padded_batches(seqs, tokenizer.pad_token_id, batch_tokens, [len(head)] * len(seqs)):
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        plan.batches.append(Batch(first, last, ids, mask, pos, keep))
+    return plan
+
+
+def additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Bool (rows, q, k) -> additive float mask (rows, 1, q, k): 0 where allowed, min where not."""
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+def plan_bidirectional(demos: list[str], tokenizer, batch_tokens: int, dtype: torch.dtype, **_) -> Plan:
+    seqs = [encode_text(tokenizer, d, first=True) for d in demos]
+    plan = Plan(segments=seqs)
+    for first, last, ids, mask, keep in _padded_batches(seqs, tokenizer.pad_token_id, batch_tokens):
+        real = mask.bool()
+        # Every query row (padding rows too, so none is fully masked) sees every real key of its row.
+        allowed = real[:, None, :].expand(-1, ids.shape[1], -1)
+        pos = torch.arange(ids.shape[1]).expand_as(ids)
+        plan.batches.append(Batch(first, last, ids, additive(allowed, dtype), pos, keep))
+    return plan
+
+
+def plan_packed(demos: list[str], tokenizer, batch_tokens: int, dtype: torch.dtype, **_) -> Plan:
+    seqs = [encode_text(tokenizer, d, first=True) for d in demos]
+    plan = Plan(segments=seqs)
+    for first, last in budget_groups([len(s) for s in seqs], batch_tokens, padded=False):
+        row = [t for s in seqs[first:last] for t in s]
+        width = len(row)
+        segment = torch.cat([torch.full((len(s),), i) for i, s in enumerate(seqs[first:last])])
+        pos = torch.cat([torch.arange(len(s)) for s in seqs[first:last]])
+        causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+        allowed = causal & (segment[:, None] == segment[None, :])
+        plan.batches.append(
+            Batch(first, last, torch.tensor([row]), additive(allowed[None], dtype), pos[None],
+                  torch.ones((1, width), dtype=torch.bool))
+        )
+    return plan
+
+
+def plan_query(demos: list[str], tokenizer, batch_tokens: int, queries: list[str], separator: str, **_) -> Plan:
+    """Segments are candidate-major: candidate i's Q query segments are i*Q .. i*Q+Q-1."""
+    if not queries:
+        raise ValueError("the `query` mask needs at least one quality query")
+    prefixes = [encode_text(tokenizer, d, first=True) for d in demos]
+    q_ids = [encode_text(tokenizer, separator + q, first=False) for q in queries]
+    n_q = len(q_ids)
+    plan = Plan(segments=[q for _ in prefixes for q in q_ids], segments_per_candidate=n_q)
+    q_width = max(len(q) for q in q_ids)
+    per_candidate = n_q * (max(len(p) for p in prefixes) + q_width)
+    group = max(1, batch_tokens // per_candidate)
+    pad = tokenizer.pad_token_id
+    for first in range(0, len(prefixes), group):
+        last = min(first + group, len(prefixes))
+        p_ids, p_mask = _left_pad(prefixes[first:last], pad)
+        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+        ids, q_mask = _right_pad(q_ids, pad)
+        n_p = last - first
+        full = torch.cat([p_mask.repeat_interleave(n_q, 0), q_mask.repeat(n_p, 1)], dim=1)
+        pos = p_mask.sum(-1).repeat_interleave(n_q)[:, None] + torch.arange(ids.shape[1])[None]
+        plan.batches.append(
+            Batch(first * n_q, last * n_q, ids.repeat(n_p, 1), full, pos, q_mask.bool().repeat(n_p, 1),
+                  prefix={"input_ids": p_ids, "attention_mask": p_mask, "position_ids": p_pos, "repeat": n_q})
+        )
+    return plan
+
+
+def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+        mask[row, width - len(seq) :] = 1
+    return ids, mask
+
+
+PLANNERS = {
+    "causal": plan_causal,
+    "instruction": plan_instruction,
+    "bidirectional": plan_bidirectional,
+    "packed": plan_packed,
+    "query": plan_query,
+}
+
+
+def plan(mask: str, demos: list[str], tokenizer, batch_tokens: int, **context) -> Plan:
+    if mask not in PLANNERS:
+        raise ValueError(f"unknown mask {mask!r}; allowed: {list(MASKS)}")
+    return PLANNERS[mask](demos, tokenizer, batch_tokens, **context)

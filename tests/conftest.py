@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# Test this checkout's package even where another checkout is pip-installed in editable mode.
+sys.path.insert(0, str(REPO / "workflow"))
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
 WORDS = (

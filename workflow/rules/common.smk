@@ -5,11 +5,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
-
 # The package is imported from this checkout (here and, via scripts/checkout.py, in every job),
 # so the code hashes below describe the code that runs.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from demoscope.config import check_config
+
+# Our check names the key and its allowed values; Snakemake's validate then fills defaults.
+check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
 from demoscope.tasks import local_files

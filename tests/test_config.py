@@ -1,0 +1,68 @@
+"""Bad config stops the run before any job, with a message naming the key and the allowed values."""
+
+import copy
+
+import pytest
+import yaml
+
+from demoscope.config import ConfigError, check_config
+
+from conftest import REPO, make_workspace, snakemake
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def edited(change) -> dict:
+    config = copy.deepcopy(DEFAULT)
+    change(config)
+    return config
+
+
+def test_default_config_is_valid():
+    check_config(copy.deepcopy(DEFAULT), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(seeed=1), "(top level): unknown key 'seeed'; allowed keys: compute, data_dir, dumps"),
+        (lambda c: c["dumps"].update(causl=["mlp_out"]), "dumps: 'causl' is not allowed; allowed: causal, instruction, bidirectional, packed, query"),
+        (lambda c: c["dumps"].update(causal=["mlp"]), "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid"),
+        (lambda c: c["report"].update(quality_metrics=["acc"]), "report.quality_metrics.0: 'acc' is not allowed; allowed: accuracy, gold_logprob"),
+        (lambda c: c["tasks"]["sst2"].update(kind="clasification"), "tasks.sst2.kind: 'clasification' is not allowed; allowed: classification, multiple_choice"),
+        (lambda c: c["tasks"]["sst2"]["sizes"].pop("candidates"), "tasks.sst2.sizes: 'candidates' is a required property"),
+        (lambda c: c["tasks"]["sst2"]["template"].update(querry="{input}"), "tasks.sst2.template: unknown key 'querry'; allowed keys: answer_prefix, demonstration"),
+        (lambda c: c["models"].update({"bad/name": {"source": "x"}}), "models: 'bad/name' is not an allowed name"),
+    ],
+)
+def test_schema_errors_name_key_and_allowed_values(change, message):
+    with pytest.raises(ConfigError) as err:
+        check_config(edited(change), SCHEMA)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["tasks"]["sst2"].pop("hub"), "tasks.sst2: has no `hub` source (data_dir is null, so tasks read the hub)"),
+        (lambda c: (c.update(data_dir="/data"), c["tasks"]["arc_challenge"].pop("local")), "tasks.arc_challenge: has no `local` source (data_dir is set"),
+        (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input} {label}"), "tasks.sst2.template.demonstration: unknown placeholder {label}; allowed: {answer}, {answer_prefix}, {input}"),
+        (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input}"), "tasks.sst2.template.demonstration: must contain {answer}"),
+        (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
+        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (16)"),
+        (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
+    ],
+)
+def test_semantic_errors_name_the_key(change, message):
+    with pytest.raises(ConfigError) as err:
+        check_config(edited(change), SCHEMA)
+    assert message in str(err.value)
+
+
+def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
+    workdir = make_workspace(tmp_path, edited(lambda c: c["dumps"].update(causal=["mlp"])))
+    done = snakemake(workdir, "-n", check=False)
+    assert done.returncode != 0
+    assert "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid" in done.stdout + done.stderr
+    assert not (workdir / "results").exists()

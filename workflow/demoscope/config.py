@@ -1,0 +1,102 @@
+"""Config checks with messages that name the key and what it may be.
+
+The JSON schema says what each key may hold; `check_config` turns its errors
+into one line each (`tasks.sst2.kind: 'clasification' is not allowed; allowed:
+classification, multiple_choice`) and adds the checks a schema cannot express.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+TEMPLATE_FIELDS = {"input", "answer", "answer_prefix"}
+REQUIRED_FIELDS = {"demonstration": {"input", "answer"}, "query": {"input"}}
+
+
+class ConfigError(ValueError):
+    """The config cannot run; the message lists every problem found, one per line."""
+
+
+def _path(parts) -> str:
+    return ".".join(str(p) for p in parts) or "(top level)"
+
+
+def _describe(error) -> str:
+    where = _path(error.absolute_path)
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key {', '.join(repr(k) for k in unknown)}{hint}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not allowed; allowed: {', '.join(map(str, schema['enum']))}"
+    if error.validator == "pattern":
+        # Only model and task names carry a pattern: they become path components.
+        return f"{where}: {error.instance!r} is not an allowed name (must match {schema['pattern']})"
+    return f"{where}: {error.message}"
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    errors = []
+    for error in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path)):
+        errors.append(_describe(error))
+    return errors
+
+
+def _placeholders(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def semantic_errors(config: dict) -> list[str]:
+    """What a schema cannot say: sources for the chosen mode, template fields, sizes against each other."""
+    errors = []
+    offline = bool(config.get("data_dir"))
+    dumps = config.get("dumps") or {}
+    n_query = (config.get("query_mask") or {}).get("queries", 4)
+    for name, task in (config.get("tasks") or {}).items():
+        if not isinstance(task, dict):
+            continue
+        need = "local" if offline else "hub"
+        if need not in task:
+            mode = "data_dir is set, so tasks read local files" if offline else "data_dir is null, so tasks read the hub"
+            errors.append(f"tasks.{name}: has no `{need}` source ({mode})")
+        template = task.get("template") or {}
+        for key, text in template.items():
+            if not isinstance(text, str):
+                continue
+            try:
+                fields = _placeholders(text)
+            except ValueError as err:
+                errors.append(f"tasks.{name}.template.{key}: not a valid template ({err})")
+                continue
+            unknown = fields - TEMPLATE_FIELDS
+            if unknown:
+                errors.append(
+                    f"tasks.{name}.template.{key}: unknown placeholder {', '.join('{' + f + '}' for f in sorted(unknown))}; "
+                    f"allowed: {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}"
+                )
+            missing = REQUIRED_FIELDS.get(key, set()) - fields
+            if missing:
+                errors.append(f"tasks.{name}.template.{key}: must contain {', '.join('{' + f + '}' for f in sorted(missing))}")
+        sizes = task.get("sizes") or {}
+        if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
+            errors.append(
+                f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.quality_queries ({sizes['quality_queries']})"
+            )
+        if "instruction" in dumps and not template.get("instruction"):
+            errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
+    return errors
+
+
+def check_config(config: dict, schema_path: str | Path) -> None:
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = schema_errors(config, schema)
+    if not errors:
+        errors = semantic_errors(config)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

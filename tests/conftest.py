@@ -114,6 +114,7 @@ def tiny_qwen2(tmp_path_factory) -> Path:
 
 def make_workspace(root: Path, config: dict) -> Path:
     """A copy of the workflow with its own config, so a test may edit code without touching the repo."""
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Snakefile", root / "Snakefile")
     shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "envs", root / "envs")

@@ -26,7 +26,7 @@ def test_default_config_is_valid():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda c: c.update(seeed=1), "(top level): unknown key 'seeed'; allowed keys: compute, data_dir, dumps"),
+        (lambda c: c.update(seeed=1), "(top level): unknown key 'seeed'; allowed keys: "),
         (lambda c: c["dumps"].update(causl=["mlp_out"]), "dumps: 'causl' is not allowed; allowed: causal, instruction, bidirectional, packed, query"),
         (lambda c: c["dumps"].update(causal=["mlp"]), "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid"),
         (lambda c: c["report"].update(quality_metrics=["acc"]), "report.quality_metrics.0: 'acc' is not allowed; allowed: accuracy, gold_logprob"),
@@ -40,6 +40,8 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
     with pytest.raises(ConfigError) as err:
         check_config(edited(change), SCHEMA)
     assert message in str(err.value)
+    if "allowed keys" in message:  # the list names the real keys, whatever keys exist by now
+        assert ", seed, " in str(err.value) and ", tasks" in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,9 @@ def test_streamed_features_equal_in_memory(tmp_path):
     lengths = [3, 9, 1, 5, 12, 4]
     acts = rng.normal(size=(2, sum(lengths), 8)).astype("float32")
     acts[1, 0, 3] = 5000.0
-    root = store.create(tmp_path / "s.zarr", lengths, 2, 8, "float32", 4, {})
+    root, _ = store.create(tmp_path / "s.zarr", lengths, 2, 8, "float32", 4, {})
     root["activations"][:] = acts
+    store.mark_progress(root, len(lengths))
     store.finalize(tmp_path / "s.zarr")
     streamed = compute_features(store.open_store(tmp_path / "s.zarr"), block_tokens=7)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -69,8 +70,9 @@ def test_query_segments_are_averaged_per_candidate(tmp_path):
     rng = np.random.default_rng(3)
     lengths = [2, 3, 4, 2]  # two candidates x two query segments
     acts = rng.normal(size=(1, sum(lengths), 6)).astype("float32")
-    root = store.create(tmp_path / "q.zarr", lengths, 1, 6, "float32", 4, {"segments_per_candidate": 2})
+    root, _ = store.create(tmp_path / "q.zarr", lengths, 1, 6, "float32", 4, {"segments_per_candidate": 2})
     root["activations"][:] = acts
+    store.mark_progress(root, len(lengths))
     store.finalize(tmp_path / "q.zarr")
     got = compute_features(store.open_store(tmp_path / "q.zarr"))
     assert got["cand_id"].to_list() == [0, 1]

@@ -99,3 +99,17 @@ def test_hub_source_reads_a_dataset_by_id_with_split_slices(tmp_path, monkeypatc
     train, dev, test = (load_split(task, s, None) for s in ("train", "dev", "test"))
     assert (len(train), len(dev), len(test)) == (7, 3, 4)
     assert dev[0].input == "Review: text 7\nSentiment:" and dev[0].answer == "positive"
+
+
+def test_skip_mode_leaves_bad_rows_out_and_says_where(tmp_path):
+    from demoscope.records import Skipped
+
+    good = json.dumps({"input": "x", "output": "no", "options": ["no", "yes"]})
+    bad_label = json.dumps({"input": "y", "output": "maybe", "options": ["no", "yes"]})
+    (tmp_path / "train.jsonl").write_text("\n".join([good, "{oops", bad_label, good]) + "\n")
+    skipped = Skipped()
+    records = load_local_split(tmp_path, "train", "dataicl", skipped=skipped)
+    assert len(records) == 2
+    path = tmp_path / "train.jsonl"
+    assert [where for where, _ in skipped.rows] == [f"{path}:2", f"{path}:3"]
+    assert "not valid JSON" in skipped.rows[0][1] and "label 'maybe' is not among the options" in skipped.rows[1][1]

@@ -5,10 +5,11 @@ import zarr
 from demoscope import store
 
 
-def build(path, lengths, layers=3, hidden=5):
+def build(path, lengths, layers=3, hidden=5, written=None):
     acts = np.arange(layers * sum(lengths) * hidden, dtype="float32").reshape(layers, sum(lengths), hidden)
-    root = store.create(path, lengths, layers, hidden, "float32", 4, {"model": "m"})
+    root, _ = store.create(path, lengths, layers, hidden, "float32", 4, {"model": "m"})
     root["activations"][:] = acts
+    store.mark_progress(root, len(lengths) if written is None else written)
     return acts
 
 
@@ -48,3 +49,38 @@ def test_blocks_cover_every_candidate_once(tmp_path):
     store.finalize(path)
     blocks = list(store.open_store(path).blocks(6))
     assert blocks == [(0, 1), (1, 3), (3, 4), (4, 5)]
+
+
+def test_finalize_refuses_a_store_with_unwritten_segments(tmp_path):
+    path = tmp_path / "a.zarr"
+    build(path, [2, 3, 4], written=2)
+    with pytest.raises(store.StoreError, match="only 2 of 3 segments were written"):
+        store.finalize(path)
+    assert not path.exists()
+
+
+def test_partial_store_resumes_only_under_the_same_fingerprint(tmp_path):
+    path = tmp_path / "a.zarr"
+    build(path, [2, 3, 4], written=2)
+    _, done = store.create(path, [2, 3, 4], 3, 5, "float32", 4, {"model": "m"})
+    assert done == 2
+    _, done = store.create(path, [2, 3, 4], 3, 5, "float32", 4, {"model": "other"})
+    assert done == 0
+
+
+def test_tables_carry_a_row_marker_that_readers_check(tmp_path):
+    import polars as pl
+
+    from demoscope.parquet import TableError, read_table, write_parquet
+
+    frame = pl.DataFrame({"a": [1, 2, 3]})
+    write_parquet(frame, tmp_path / "t.parquet")
+    assert read_table(tmp_path / "t.parquet").equals(frame)
+    assert not list(tmp_path.glob(".*partial"))
+    pl.DataFrame({"a": [1]}).write_parquet(tmp_path / "foreign.parquet")
+    with pytest.raises(TableError, match="has no demoscope.rows completion marker"):
+        read_table(tmp_path / "foreign.parquet")
+    data = (tmp_path / "t.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TableError, match="unreadable Parquet table"):
+        read_table(tmp_path / "cut.parquet")

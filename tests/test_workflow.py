@@ -142,3 +142,71 @@ def test_real_embedded_model_on_real_data(tmp_path):
     quality = pl.read_parquet(workdir / "results/smollm2-135m/sst2/quality.parquet")
     # SmolLM2 reads sentiment well above chance after one demonstration.
     assert quality["accuracy"].mean() > 0.6
+
+
+def bad_data(root, good):
+    """A copy of the tiny data with one malformed line and one unknown label in sst2's train split."""
+    import shutil
+
+    shutil.copytree(good, root)
+    train = root / "sst2" / "train.jsonl"
+    lines = train.read_text().splitlines()
+    lines[3] = '{"input": "Review: x \\nSentiment:", "output": "neutral", "options": ["negative", "positive"]}'
+    lines[5] = '{"input": "Review: y'
+    train.write_text("\n".join(lines) + "\n")
+    return train
+
+
+def test_bad_records_stop_the_run_or_are_skipped_and_counted(tmp_path, tiny_llama, tiny_data):
+    train = bad_data(tmp_path / "data", tiny_data)
+    config = tiny_config(tiny_llama, tmp_path / "data")
+    config["dumps"] = {"causal": ["mlp_out"]}
+    target = "results/tiny/sst2/prompts/skipped.parquet"
+    stop = make_workspace(tmp_path / "stop", config)
+    done = snakemake(stop, target, check=False)
+    assert done.returncode != 0
+    log = (stop / "results/logs/build_prompts/tiny/sst2.log").read_text()
+    assert f"{train}:4: label 'neutral' is not among the options" in log
+    assert not (stop / target).exists()
+
+    skip = make_workspace(tmp_path / "skip", {**config, "bad_records": "skip"})
+    snakemake(skip, target)
+    skipped = pl.read_parquet(skip / target)
+    assert skipped["location"].to_list() == [f"{train}:4", f"{train}:6"]
+    log = (skip / "results/logs/build_prompts/tiny/sst2.log").read_text()
+    assert "skipped records: 2" in log
+
+
+def table_hashes(workdir) -> dict[str, str]:
+    import hashlib
+
+    results = workdir / "results"
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*")) if p.suffix in (".parquet", ".csv") and "logs" not in p.parts
+    }
+
+
+def test_same_config_and_seed_give_byte_identical_tables(llama_run, tmp_path):
+    workdir, config = llama_run
+    again = make_workspace(tmp_path / "again", {k: v for k, v in config.items() if k != "_layers"})
+    snakemake(again)
+    first, second = table_hashes(workdir), table_hashes(again)
+    assert len(first) > 20 and first == second
+
+
+def test_a_different_seed_changes_the_pools(llama_run, tmp_path):
+    workdir, config = llama_run
+    other = make_workspace(tmp_path / "seed1", {**{k: v for k, v in config.items() if k != "_layers"}, "seed": 1})
+    target = "results/tiny/sst2/prompts/candidates.parquet"
+    snakemake(other, target)
+    ids = lambda w: pl.read_parquet(w / target)["record_id"].to_list()  # noqa: E731
+    assert ids(other) != ids(workdir) and len(ids(other)) == len(ids(workdir))
+
+
+def test_data_dir_without_the_task_folder_stops_planning(tmp_path, tiny_llama):
+    (tmp_path / "empty").mkdir()
+    workdir = make_workspace(tmp_path / "ws", tiny_config(tiny_llama, tmp_path / "empty"))
+    done = snakemake(workdir, "-n", check=False)
+    assert done.returncode != 0
+    assert f"task 'sst2' reads its local source, but no train/dev/test .jsonl files are in {tmp_path / 'empty' / 'sst2'}" in done.stdout + done.stderr

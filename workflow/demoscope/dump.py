@@ -31,12 +31,15 @@ def dump_activations(
 ) -> None:
     """Write the `site` output of every decoder layer for every kept token.
 
+    A dump killed part-way leaves its partial store; running it again with the
+    same inputs and settings continues after the last fully written batch.
+
     `context` carries what a strategy needs beyond the texts: `instruction` and
     `separator` for `instruction`, `queries` and `separator` for `query`.
     """
     plan = masks.plan(mask, texts, tokenizer, batch_tokens, dtype=model.dtype, **context)
     n_layers, hidden = len(decoder_layers(model)), model.config.hidden_size
-    root = store.create(
+    root, done = store.create(
         out_path,
         [len(s) for s in plan.segments],
         n_layers,
@@ -49,14 +52,18 @@ def dump_activations(
             "dtype": store_dtype,
             "package_version": __version__,
             "segments_per_candidate": plan.segments_per_candidate,
+            "batch_tokens": batch_tokens,  # batching changes float rounding: part of the fingerprint
             **(attrs or {}),
         },
     )
     acts, token_ids = root["activations"], root["token_ids"]
     offsets = root["offsets"][:]
     body = backbone(model)
+    todo = [batch for batch in plan.batches if batch.last > done]
+    if done:
+        print(f"resuming {out_path}: {done} of {len(plan.segments)} segments already written", file=sys.stderr)
     with capture(model, site) as captured:
-        for batch in tqdm(plan.batches, desc=f"dump {mask}/{site}", file=sys.stderr):
+        for batch in tqdm(todo, desc=f"dump {mask}/{site}", file=sys.stderr):
             cache = None
             if batch.prefix is not None:
                 prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
@@ -74,6 +81,7 @@ def dump_activations(
             start, stop = int(offsets[batch.first]), int(offsets[batch.last])
             acts[:, start:stop, :] = block.float().cpu().numpy().astype(store_dtype, copy=False)
             token_ids[start:stop] = batch.input_ids[batch.keep].numpy().astype(np.int32)
+            store.mark_progress(root, batch.last)
     store.finalize(out_path)
 
 

@@ -26,19 +26,6 @@ class Record:
     label: str = ""
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each line, naming the file on bad JSON."""
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
-
-
 def _require(obj: dict, key: str, where: str) -> Any:
     value = obj.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -112,22 +99,64 @@ PARSERS = {
 }
 
 
-def parse_records(rows: Iterable[tuple[str, dict]], fmt: str, spec: dict | None = None) -> list[Record]:
-    """Parse (location, object) pairs with the parser for `fmt`."""
+@dataclass
+class Skipped:
+    """Rows left out under `bad_records: skip`, each with where it was and why."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, error: DataError) -> None:
+        where, _, reason = str(error).partition(": ")
+        self.rows.append((where, reason))
+
+
+def parse_records(
+    rows: Iterable[tuple[str, dict | DataError]], fmt: str, spec: dict | None = None, skipped: Skipped | None = None
+) -> list[Record]:
+    """Parse (location, object) pairs with the parser for `fmt`.
+
+    A bad row raises DataError naming its location, unless `skipped` is given:
+    then it is recorded there and left out.
+    """
     if fmt not in PARSERS:
         raise ValueError(f"unknown record format {fmt!r}; allowed: {sorted(PARSERS)}")
     parse = PARSERS[fmt]
-    return [parse(obj, where, i, spec or {}) for i, (where, obj) in enumerate(rows)]
+    records = []
+    for i, (where, obj) in enumerate(rows):
+        try:
+            if isinstance(obj, DataError):
+                raise obj
+            records.append(parse(obj, where, i, spec or {}))
+        except DataError as err:
+            if skipped is None:
+                raise
+            skipped.add(err)
+    return records
 
 
-def load_local_split(directory: Path, split: str, fmt: str, spec: dict | None = None) -> list[Record]:
+def jsonl_rows(path: Path) -> Iterator[tuple[str, dict | DataError]]:
+    """(file:line, object) per line; a bad line comes as its DataError, so skipping can go on past it."""
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                yield where, DataError(f"{where}: not valid JSON ({err.msg})")
+                continue
+            yield where, obj if isinstance(obj, dict) else DataError(f"{where}: expected a JSON object")
+
+
+def load_local_split(
+    directory: Path, split: str, fmt: str, spec: dict | None = None, skipped: Skipped | None = None
+) -> list[Record]:
     path = Path(directory) / f"{split}.jsonl"
     if not path.exists():
         raise DataError(f"{path}: no such file (split '{split}' of a local task folder)")
-    return parse_records(((f"{path}:{n}", obj) for n, obj in read_jsonl(path)), fmt, spec)
+    return parse_records(jsonl_rows(path), fmt, spec, skipped)
 
 
-def load_hub_split(hub: dict, split: str, fmt: str) -> list[Record]:
+def load_hub_split(hub: dict, split: str, fmt: str, skipped: Skipped | None = None) -> list[Record]:
     """Load one split from a Hugging Face dataset id (or a local dataset folder)."""
     import datasets
 
@@ -135,4 +164,5 @@ def load_hub_split(hub: dict, split: str, fmt: str) -> list[Record]:
     if name is None:
         raise DataError(f"hub source {hub['id']!r} declares no '{split}' split")
     data = datasets.load_dataset(hub["id"], hub.get("config"), split=name)
-    return parse_records(((f"{hub['id']}[{name}]#{i}", dict(row)) for i, row in enumerate(data)), fmt, hub)
+    rows = ((f"{hub['id']}[{name}]#{i}", dict(row)) for i, row in enumerate(data))
+    return parse_records(rows, fmt, hub, skipped)

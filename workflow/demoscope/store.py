@@ -9,11 +9,15 @@ Layout of one store (one model x task x mask x site):
 The tokens of all demonstrations are concatenated, so nothing is padded, and
 one demonstration's tokens at one layer sit in one or two chunks. A store is
 built under `<path>.partial` and renamed into place only when every token is
-written; its `complete` attribute records the counts a reader checks.
+written; its `complete` attribute records the counts a reader checks. While
+it is built, `progress` counts the segments fully written, so a killed dump
+resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +35,46 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def fingerprint(lengths: list[int], n_layers: int, hidden: int, dtype: str, chunk_tokens: int, attrs: dict) -> str:
+    """Everything that shapes a store's bytes: a partial store resumes only under the same one."""
+    spec = {"lengths": list(map(int, lengths)), "layers": n_layers, "hidden": hidden, "dtype": dtype,
+            "chunk_tokens": chunk_tokens, "attrs": attrs}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resume(path: str | Path, print_fn=None) -> tuple[zarr.Group, int] | None:
+    """Reopen a partial store written under `fingerprint`, or None to start afresh.
+
+    Returns the group and how many segments are fully written. Zarr writes each
+    chunk atomically (temporary file, then rename), so a killed writer leaves old
+    or new chunks, never torn ones; only its stray temporary files are removed.
+    """
+    tmp = partial_path(path)
+    if not (tmp / "zarr.json").exists():
+        return None
+    try:
+        root = zarr.open_group(tmp, mode="r+")
+        done = int(root.attrs.get("progress", 0))
+    except Exception:  # an unreadable partial store is simply rebuilt
+        return None
+    for stray in tmp.rglob("*.partial"):
+        stray.unlink()
+    return root, done
+
+
 def create(
     path: str | Path, lengths: list[int], n_layers: int, hidden: int, dtype: str, chunk_tokens: int, attrs: dict
-) -> zarr.Group:
-    """Start a fresh store under the partial path, sized from the known token counts."""
+) -> tuple[zarr.Group, int]:
+    """Open the partial store for writing: resumed when an earlier run with the same
+    fingerprint left one, else fresh and sized from the known token counts.
+
+    Returns the group and the number of segments already written.
+    """
     tmp = partial_path(path)
+    mark = fingerprint(lengths, n_layers, hidden, dtype, chunk_tokens, attrs)
+    found = resume(path)
+    if found is not None and found[0].attrs.get("fingerprint") == mark:
+        return found
     shutil.rmtree(tmp, ignore_errors=True)
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
     root = zarr.open_group(tmp, mode="w")
@@ -46,9 +85,16 @@ def create(
         dtype=dtype,
     )
     root.create_array("offsets", data=offsets)
-    root.create_array("token_ids", shape=(int(offsets[-1]),), chunks=(65536,), dtype="int32")
-    root.attrs.update({**attrs, "n_candidates": len(lengths), "n_layers": n_layers, "hidden": hidden})
-    return root
+    root.create_array("token_ids", shape=(int(offsets[-1]),), chunks=(max(64 * chunk_tokens, 1),), dtype="int32")
+    root.attrs.update(
+        {**attrs, "n_candidates": len(lengths), "n_layers": n_layers, "hidden": hidden, "fingerprint": mark, "progress": 0}
+    )
+    return root, 0
+
+
+def mark_progress(root: zarr.Group, segments_done: int) -> None:
+    """Record that every segment before `segments_done` is fully written."""
+    root.attrs["progress"] = int(segments_done)
 
 
 def finalize(path: str | Path) -> None:
@@ -56,6 +102,8 @@ def finalize(path: str | Path) -> None:
     tmp = partial_path(path)
     root = zarr.open_group(tmp, mode="r+")
     offsets = root["offsets"][:]
+    if int(root.attrs.get("progress", -1)) != len(offsets) - 1:
+        raise StoreError(f"{tmp}: only {root.attrs.get('progress')} of {len(offsets) - 1} segments were written")
     root.attrs["complete"] = {"n_candidates": len(offsets) - 1, "total_tokens": int(offsets[-1])}
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)

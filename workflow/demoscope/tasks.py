@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import Record, load_hub_split, load_local_split
+from .records import Record, Skipped, load_hub_split, load_local_split
 
 SPLITS = ("train", "dev", "test")
 
@@ -23,9 +23,10 @@ def local_files(task: dict, data_dir: str | Path) -> list[str]:
     return [str(folder / f"{split}.jsonl") for split in SPLITS if (folder / f"{split}.jsonl").exists()]
 
 
-def load_split(task: dict, split: str, data_dir: str | Path | None) -> list[Record]:
+def load_split(task: dict, split: str, data_dir: str | Path | None, skipped: Skipped | None = None) -> list[Record]:
+    """One split's records; bad rows raise, or are recorded in `skipped` and left out when it is given."""
     if data_dir:
         local = task["local"]
-        return load_local_split(local_dir(task, data_dir), split, local["format"], local)
+        return load_local_split(local_dir(task, data_dir), split, local["format"], local, skipped)
     hub = task["hub"]
-    return load_hub_split(hub, split, hub["format"])
+    return load_hub_split(hub, split, hub["format"], skipped)

@@ -4,15 +4,18 @@ log_to(snakemake.log[0])
 
 import sys
 
+import polars as pl
 from transformers import AutoTokenizer
 
-from demoscope.prompts import build_prompt_tables
-from demoscope.tasks import load_split
-from demoscope.templates import Template
 from demoscope.parquet import write_parquet
+from demoscope.prompts import build_prompt_tables
+from demoscope.records import Skipped
+from demoscope.tasks import SPLITS, load_split
+from demoscope.templates import Template
 
 task = snakemake.params.task
-splits = {s: load_split(task, s, snakemake.params.data_dir) for s in ("train", "dev", "test")}
+skipped = {split: Skipped() if snakemake.params.bad_records == "skip" else None for split in SPLITS}
+splits = {s: load_split(task, s, snakemake.params.data_dir, skipped[s]) for s in SPLITS}
 tables = build_prompt_tables(
     splits,
     Template.from_config(task.get("template")),
@@ -23,3 +26,11 @@ tables = build_prompt_tables(
 for name, table in tables.items():
     write_parquet(table, snakemake.output[name])
     print(f"{name}: {len(table)} rows", file=sys.stderr)
+left_out = [(split, where, reason) for split, log in skipped.items() if log for where, reason in log.rows]
+for split, where, reason in left_out:
+    print(f"skipped {split} record at {where}: {reason}", file=sys.stderr)
+print(f"skipped records: {len(left_out)}", file=sys.stderr)
+write_parquet(
+    pl.DataFrame(left_out, schema=["split", "location", "reason"], orient="row"),
+    snakemake.output.skipped,
+)

@@ -2,9 +2,9 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import polars as pl
 import torch
 
+from demoscope.parquet import read_table
 from demoscope import models
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.sampling import balanced_head
@@ -14,14 +14,14 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 context = dict(snakemake.params.context)
 if "n_queries" in context:
-    queries = pl.read_parquet(snakemake.input.queries)
+    queries = read_table(snakemake.input.queries)
     chosen = balanced_head(queries["label"].to_list(), context.pop("n_queries"))
     context["queries"] = queries["query"].gather(chosen).to_list()
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
 dump_activations(
     model,
     tokenizer,
-    pl.read_parquet(snakemake.input.candidates)["demonstration"].to_list(),
+    read_table(snakemake.input.candidates)["demonstration"].to_list(),
     snakemake.output[0],
     site=snakemake.wildcards.site,
     device=device,

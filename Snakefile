@@ -3,7 +3,18 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default run's config, unless --configfile names a complete config of its own (for
+# example config/paper.yaml): Snakemake would merge that file over this one, and the default
+# run's models and tasks would join it. --config KEY=VALUE still applies on top of either.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+# A GPU count is a property of one machine: --resources gpu=N limits the GPU jobs that run
+# at once on this machine, never the jobs submitted to a cluster (each gets its own node).
+resource_scopes:
+    gpu="local",
 
 
 report: "workflow/report/workflow.rst"

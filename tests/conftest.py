@@ -113,11 +113,13 @@ def tiny_qwen2(tmp_path_factory) -> Path:
 
 
 def make_workspace(root: Path, config: dict) -> Path:
-    """A copy of the workflow with its own config, so a test may edit code without touching the repo."""
+    """A copy of the workflow with its own config, so a test may edit code without touching the repo.
+    The profiles come along: Snakemake reads profiles/default by itself, as in a clone."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Snakefile", root / "Snakefile")
     shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "envs", root / "envs")
+    shutil.copytree(REPO / "profiles", root / "profiles")
     (root / "config").mkdir(exist_ok=True)
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root

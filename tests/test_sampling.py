@@ -33,3 +33,26 @@ def test_excluded_ids_are_never_drawn():
 def test_asking_for_too_many_says_so():
     with pytest.raises(ValueError, match="quality queries: asked for 30 records but only 10"):
         balanced_sample(pool({"a": 5, "b": 5}), 30, seed=0, what="quality queries")
+
+
+def test_quality_queries_exclude_candidates_by_content_not_by_per_file_ids():
+    from types import SimpleNamespace
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.templates import Template
+
+    def split(name: str, n: int) -> list[Record]:
+        # DataICL records carry no id: each file numbers its own from 0.
+        return [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)
+                for i, lab in zip(range(n), ["neg", "pos"] * n)]
+
+    train, dev = split("train", 10), split("dev", 6)
+    dev[0] = Record(id="0", input="train 3", answer="pos", options=("neg", "pos"), label="pos")  # a candidate again
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    tables = build_prompt_tables(
+        {"train": train, "dev": dev, "test": split("test", 2)}, Template.from_config(None),
+        {"candidates": 10, "quality_queries": 5, "test_queries": 0}, 0, tokenizer,
+    )
+    # Every train record is a candidate, and dev ids 0..5 all repeat train ids: only the true
+    # duplicate is left out.
+    assert sorted(tables["quality_queries"]["input"]) == [f"dev {i}" for i in range(1, 6)]

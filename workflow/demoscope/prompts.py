@@ -36,8 +36,13 @@ def build_prompt_tables(
     one size never reshuffles another set.
     """
     candidates = balanced_sample(splits["train"], sizes["candidates"], seed, what="candidate pool (train)")
+    # No candidate is ever its own quality query. Examples are matched by content, not id:
+    # records without an id of their own (DataICL) are numbered per file, so ids repeat
+    # across splits and would exclude unrelated dev records.
+    drawn = {(r.input, r.answer) for r in candidates}
+    duplicates = {r.id for r in splits["dev"] if (r.input, r.answer) in drawn}
     quality = balanced_sample(
-        splits["dev"], sizes["quality_queries"], seed + 1, exclude={r.id for r in candidates}, what="quality queries (dev)"
+        splits["dev"], sizes["quality_queries"], seed + 1, exclude=duplicates, what="quality queries (dev)"
     )
     tests = balanced_sample(splits["test"], sizes.get("test_queries", 0), seed + 2, what="test queries (test)")
     return {

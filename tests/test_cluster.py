@@ -1,0 +1,139 @@
+"""Planning at paper scale and the profiles, all as dry runs: no model, no data, no network."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, make_workspace, mc_rows, sentiment_rows, write_jsonl
+
+PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+GPU_RULES = {"dump_activations", "score_quality"}
+# Planning must not reach the network: the hub libraries are told to stay offline, and
+# anything that still tries HTTP(S) meets a closed port and fails the dry run.
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+}
+
+
+def dry_run(workdir, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-n", *args]
+    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env={**os.environ, **OFFLINE})
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def job_counts(out: str) -> dict[str, int]:
+    table = out.split("Job stats:")[1].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
+
+
+def planned_jobs(out: str) -> list[dict]:
+    """Each planned job's rule, wildcards, threads and resources, from the dry run's listing."""
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:\n)", out):
+        head = re.match(r"rule (\w+):\n", block)
+        if not head:
+            continue
+        job = {"rule": head.group(1)}
+        for key in ("wildcards", "threads", "resources"):
+            m = re.search(rf"^    {key}: (.*)$", block, re.M)
+            job[key] = m.group(1) if m else ""
+        job["res"] = dict(item.split("=", 1) for item in job["resources"].split(", ") if "=" in item)
+        jobs.append(job)
+    return jobs
+
+
+@pytest.fixture
+def paper_workspace(tmp_path):
+    workdir = make_workspace(tmp_path, yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    shutil.copy(REPO / "config" / "paper.yaml", workdir / "config" / "paper.yaml")
+    return workdir
+
+
+def expected_paper_counts() -> dict[str, int]:
+    models, tasks = len(PAPER["models"]), len(PAPER["tasks"])
+    stores = models * tasks * sum(len(sites) for sites in PAPER["dumps"].values())
+    return {
+        "prepare_model": models,
+        "build_prompts": models * tasks,
+        "dump_activations": stores,
+        "compute_features": stores,
+        "score_quality": models * tasks,
+        "report": 1,
+        "plot_rho_heatmap": models * tasks,
+        "all": 1,
+    }
+
+
+def test_paper_config_is_the_study():
+    assert {m["source"] for m in PAPER["models"].values()} == {"meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-3B"}
+    assert {t["hub"]["id"] for t in PAPER["tasks"].values()} == {"google/boolq", "allenai/ai2_arc", "allenai/openbookqa"}
+    assert PAPER["tasks"]["arc_challenge"]["sizes"]["candidates"] == 1119
+    assert {t["sizes"]["candidates"] for n, t in PAPER["tasks"].items() if n != "arc_challenge"} == {1000}
+    assert PAPER["dumps"] == {m: ["mlp_out", "resid"] for m in ("causal", "instruction", "bidirectional", "packed", "query")}
+    assert PAPER["compute"]["dtype"] == "bfloat16" and PAPER["compute"]["gpu"] == 1
+
+
+def test_paper_config_plans_offline_without_the_default_run(paper_workspace):
+    done = dry_run(paper_workspace, "--configfile", "config/paper.yaml")
+    counts = job_counts(done.stdout)
+    assert {rule: counts.get(rule) for rule in expected_paper_counts()} == expected_paper_counts()
+    assert counts["dump_activations"] == 60  # 2 models x 3 tasks x 5 strategies x 2 sites
+    # Nothing of config/config.yaml joined the run.
+    assert "smollm2" not in done.stdout and "sst2" not in done.stdout
+    tasks = {job["wildcards"] for job in planned_jobs(done.stdout) if job["rule"] == "build_prompts"}
+    assert tasks == {f"model={m}, task={t}" for m in PAPER["models"] for t in PAPER["tasks"]}
+
+
+def test_config_on_the_command_line_still_applies(paper_workspace, tmp_path):
+    # The default config is still read when no --configfile is given, and --config lands on top:
+    # a data_dir without the default tasks' files stops the plan with a message that names it.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = dry_run(paper_workspace, "--config", f"data_dir={empty}", check=False)
+    assert done.returncode != 0 and f"data_dir={empty}: task 'sst2'" in done.stdout + done.stderr
+    assert "Job stats" in dry_run(paper_workspace).stdout  # the default run plans
+
+    # --config also lands on top of --configfile: the paper config reading an offline folder.
+    data = tmp_path / "data"
+    for split, n in (("train", 12), ("dev", 6), ("test", 6)):
+        write_jsonl(data / "boolq" / f"{split}.jsonl", [dict(r, task="boolq") for r in sentiment_rows(n, n)])
+        write_jsonl(data / "arc_challenge" / f"{split}.jsonl", mc_rows(n, n, split))
+        write_jsonl(data / "openbookqa" / f"{split}.jsonl", mc_rows(n, n, split))
+    done = dry_run(paper_workspace, "--configfile", "config/paper.yaml", "--config", f"data_dir={data}")
+    counts = job_counts(done.stdout)
+    assert {rule: counts.get(rule) for rule in expected_paper_counts()} == expected_paper_counts()
+    assert str(data / "openbookqa" / "train.jsonl") in done.stdout
+
+
+def test_slurm_profile_puts_gpu_requests_on_the_model_rules(paper_workspace):
+    done = dry_run(paper_workspace, "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
+    jobs = [job for job in planned_jobs(done.stdout) if job["rule"] != "all"]
+    assert {job["rule"] for job in jobs} >= set(expected_paper_counts()) - {"all"}
+    for job in jobs:
+        res = job["res"]
+        assert int(res["mem_mb"]) >= 4000 and int(res["runtime"]) >= 15, job
+        assert res["slurm_account"] == "<account>", job
+        if job["rule"] in GPU_RULES:
+            assert res["gpu"] == "1", job
+            assert res["slurm_partition"] == "<gpu-partition>", job
+            assert int(job["threads"]) >= 1
+        else:
+            assert "gpu" not in res, job
+            assert res["slurm_partition"] == "<cpu-partition>", job
+            assert job["threads"] in ("", "1"), job
+

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from scipy import stats
 
 from demoscope.features import FEATURES
 
@@ -16,9 +17,9 @@ from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 pytestmark = pytest.mark.slow
 
 
-def planned_jobs(workdir) -> dict[str, int]:
+def planned_jobs(workdir, *targets: str) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a dry run ({} when nothing is to be done)."""
-    out = snakemake(workdir, "-n").stdout
+    out = snakemake(workdir, "-n", *targets).stdout
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:")[1]
@@ -43,9 +44,26 @@ def check_report(workdir, config) -> pl.DataFrame:
             y = quality[row["quality"]].to_numpy()
             varies = np.nanmax(x) > np.nanmin(x) and y.max() > y.min()
             assert np.isfinite(row["rho"]) == varies, row
+    # Intervals exist exactly where rho does; BH is taken over the whole run as one family.
+    assert (table["ci_low"].is_nan() == table["rho"].is_nan()).all()
+    defined = table.filter(pl.col("ci_low").is_not_nan())
+    assert (defined["ci_low"] <= defined["ci_high"]).all()
+    tested = table.filter(pl.col("pvalue").is_not_nan())
+    assert tested["padj"].to_numpy() == pytest.approx(stats.false_discovery_control(tested["pvalue"].to_numpy()))
+    for task, entry in config["tasks"].items():
+        controls = "n_tokens,label" if entry["kind"] == "classification" else "n_tokens"
+        assert set(table.filter(pl.col("task") == task)["controls"]) == {controls}
+    headline = pl.read_csv(workdir / "results" / "report" / "headline.csv")
+    assert headline.height == len(config["models"]) * len(config["tasks"])
+    for row in headline.iter_rows(named=True):
+        part = table.filter((pl.col("model") == row["model"]) & (pl.col("task") == row["task"]))
+        assert row["max_abs_rho"] == pytest.approx(part["rho"].abs().max())
+        assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
-    for heading in ("Largest |rho| per model and task", "NaN correlations", "Quality by demonstration label"):
+    for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
+                    "NaN correlations", "Quality by demonstration label"):
         assert heading in summary
+    assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
     for model in config["models"]:
         for task in config["tasks"]:
             png = workdir / f"results/figures/rho_heatmap/{model}/{task}.png"
@@ -94,9 +112,9 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         moments.write_text(original)
-    assert set(jobs) == {"compute_features", "report", "plot_rho_heatmap", "all"}
+    assert set(jobs) == {"compute_features", "correlate", "report", "plot_rho_heatmap", "all"}
     n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
-    assert jobs["compute_features"] == n_stores
+    assert jobs["compute_features"] == n_stores and jobs["correlate"] == n_stores
     assert planned_jobs(workdir) == {}  # restoring the code restores the cache
 
 
@@ -112,7 +130,8 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
     finally:
         write_config(workdir, config)
     # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task.
-    assert jobs == {"dump_activations": 2, "compute_features": 2, "report": 1, "plot_rho_heatmap": 2, "all": 1}
+    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1,
+                    "plot_rho_heatmap": 2, "all": 1}
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):

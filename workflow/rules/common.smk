@@ -91,8 +91,8 @@ def mask_context(wildcards):
 
 def report_inputs():
     return {
-        "features": [
-            f"results/{model}/{task}/features/{mask}/{site}.parquet"
+        "correlations": [
+            f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
             for model in MODELS
             for task in TASKS
             for mask, site in DUMPS
@@ -106,7 +106,9 @@ def report_inputs():
 def all_outputs():
     return [
         "results/report/spearman.csv",
+        "results/report/headline.csv",
         "results/report/summary.md",
+        "results/report/summary.html",
         *expand(
             "results/figures/rho_heatmap/{model}/{task}.png", model=MODELS, task=TASKS
         ),

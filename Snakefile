@@ -15,7 +15,12 @@ include: "workflow/rules/common.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        paper_outputs(),
+
+
+rule paper:
+    input:
+        paper_outputs(),
 
 
 include: "workflow/rules/models.smk"
@@ -24,3 +29,4 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/figures.smk"

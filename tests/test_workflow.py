@@ -14,6 +14,9 @@ from demoscope.features import FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive"}
+
 pytestmark = pytest.mark.slow
 
 
@@ -64,10 +67,12 @@ def check_report(workdir, config) -> pl.DataFrame:
                     "NaN correlations", "Quality by demonstration label"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
-    for model in config["models"]:
-        for task in config["tasks"]:
-            png = workdir / f"results/figures/rho_heatmap/{model}/{task}.png"
-            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for figure in FIGURES:
+        for model in config["models"]:
+            for task in config["tasks"]:
+                path = workdir / f"results/figures/{figure}/{model}/{task}"
+                assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     return table
 
 
@@ -112,10 +117,25 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         moments.write_text(original)
-    assert set(jobs) == {"compute_features", "correlate", "report", "plot_rho_heatmap", "all"}
+    # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
+    assert set(jobs) == {"compute_features", "correlate", "report", "all"} | FIGURE_RULES - {"plot_quality"}
     n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
     assert jobs["compute_features"] == n_stores and jobs["correlate"] == n_stores
     assert planned_jobs(workdir) == {}  # restoring the code restores the cache
+
+
+def test_editing_plotting_code_reruns_only_figures(llama_run):
+    workdir, config = llama_run
+    figures = workdir / "workflow" / "demoscope" / "figures.py"
+    original = figures.read_text()
+    figures.write_text(original.replace('dpi=120', 'dpi=121'))
+    try:
+        jobs = planned_jobs(workdir, "paper")
+    finally:
+        figures.write_text(original)
+    per_figure = len(config["models"]) * len(config["tasks"])
+    assert jobs == {**{rule: per_figure for rule in FIGURE_RULES}, "paper": 1}
+    assert planned_jobs(workdir, "paper") == {}
 
 
 def write_config(workdir, config):
@@ -129,9 +149,10 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         write_config(workdir, config)
-    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task.
+    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
+    # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
     assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1,
-                    "plot_rho_heatmap": 2, "all": 1}
+                    "plot_rho_heatmap": 2, "plot_rho_by_layer": 2, "plot_strongest": 2, "all": 1}
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):

@@ -59,24 +59,3 @@ rule report:
         code=code_hash("report", "headline", "fdr"),
     script:
         "../scripts/report.py"
-
-
-rule plot_rho_heatmap:
-    input:
-        "results/report/spearman.parquet",
-    output:
-        report(
-            "results/figures/rho_heatmap/{model}/{task}.png",
-            caption="../report/rho_heatmap.rst",
-            category="Quality",
-            subcategory="{model}",
-        ),
-    log:
-        "results/logs/plot_rho_heatmap/{model}/{task}.log",
-    conda:
-        "../../envs/demoscope.yaml"
-    params:
-        quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
-    script:
-        "../scripts/plot_rho_heatmap.py"

@@ -8,4 +8,4 @@ from demoscope.figures import rho_heatmap
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 table = pl.read_parquet(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))
-rho_heatmap(table, snakemake.params.quality, f"{model} / {task}", snakemake.output[0])
+rho_heatmap(table, snakemake.params.quality, f"{model} / {task}", snakemake.output)

@@ -35,15 +35,18 @@ def _panels(data: pl.DataFrame) -> list[tuple[str, str]]:
 
 
 def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None:
-    """|rho| as layers x features, one panel per (mask, site)."""
+    """|rho| as layers x features, one panel per (mask, site), three panels to a row."""
     data = spearman.filter(pl.col("quality") == quality)
     panels = _panels(data)
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = sorted(data["layer"].unique().to_list())
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(0.45 * len(features) * len(panels) + 2, 0.22 * len(layers) + 2.5), squeeze=False
+        rows, columns, figsize=((0.3 * len(features) + 1.2) * columns + 1.5, (0.16 * len(layers) + 2.2) * rows),
+        squeeze=False,
     )
-    for ax, (mask, site) in zip(axes[0], panels):
+    for ax, (mask, site) in zip(axes.flat, panels):
         part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site))
         grid = np.full((len(layers), len(features)), np.nan)
         for feature, layer, rho in part.select("feature", "layer", "rho").iter_rows():
@@ -51,10 +54,11 @@ def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None
         image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
         ax.set_xticks(range(len(features)), features, rotation=90, fontsize=7)
         ax.set_yticks(range(len(layers)), layers, fontsize=6)
-        ax.set_xlabel("feature")
         ax.set_ylabel("layer")
         ax.set_title(f"{mask} / {site}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), label=f"|Spearman rho| with {quality}")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"|Spearman rho| with {quality}", shrink=0.6)
     fig.suptitle(title, fontsize=10)
     save(fig, paths)
 

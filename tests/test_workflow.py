@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import zipfile
 
+import matplotlib.image
 import numpy as np
 import polars as pl
 import pytest
 import yaml
 from scipy import stats
 
+import browser
 from demoscope.features import FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
@@ -67,6 +70,10 @@ def check_report(workdir, config) -> pl.DataFrame:
                     "NaN correlations", "Quality by demonstration label"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
+    written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())
+    # The configuration as the run saw it: the schema's defaults filled in.
+    assert written["dumps"] == config["dumps"] and set(written["models"]) == set(config["models"])
+    assert written["tasks"]["sst2"]["sizes"]["test_queries"] == 0
     for figure in FIGURES:
         for model in config["models"]:
             for task in config["tasks"]:
@@ -138,8 +145,39 @@ def test_editing_plotting_code_reruns_only_figures(llama_run):
     assert planned_jobs(workdir, "paper") == {}
 
 
-def write_config(workdir, config):
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "_layers"}))
+def test_report_renders_every_figure_in_a_browser(llama_run, tmp_path):
+    workdir, config = llama_run
+    binary = browser.chromium()
+    snakemake(workdir, "--report", "report.zip")
+    snakemake(workdir, "--report", "report.html")
+    expected = {
+        f"results/figures/{figure}/{model}/{task}.png"
+        for figure in FIGURES for model in config["models"] for task in config["tasks"]
+    }
+    with zipfile.ZipFile(workdir / "report.zip") as bundle:
+        page = bundle.read("report/report.html").decode()
+        stored = [name for name in bundle.namelist() if name.startswith("report/data/")]
+    # The zip stores each result once, under a hashed folder, and its page links every one.
+    assert sum(name.endswith(".png") for name in stored) == len(expected)
+    assert all(name.removeprefix("report/") in page for name in stored)
+
+    shown = browser.probe_report(binary, workdir / "report.html", tmp_path)
+    assert set(shown["figures"]) == expected
+    for path, seen in shown["figures"].items():
+        assert seen["width"] > 200 and seen["height"] > 150 and seen["caption"], (path, seen)
+    categories = shown["categories"]
+    assert {"Quality", "Activations", "Configuration"} <= set(categories)
+    tables = {path for paths in categories["Quality"].values() for path in paths}
+    assert {"results/report/spearman.csv", "results/report/headline.csv", "results/report/summary.html"} <= tables
+
+    model, task = next(iter(config["models"])), next(iter(config["tasks"]))
+    shot = browser.screenshot(binary, workdir / "report.html", f"results/figures/strongest/{model}/{task}.png",
+                              tmp_path / "report.png", tmp_path)
+    landing = browser.screenshot(binary, workdir / "report.html", None, tmp_path / "landing.png", tmp_path)
+    figure, home = (matplotlib.image.imread(png)[:, 800:, :3] for png in (shot, landing))  # right of the navbar
+    # The scatter replaced the landing page's rule graph: many pixels changed, in many colours.
+    assert (np.abs(figure - home).max(axis=-1) > 0.1).mean() > 0.01
+    assert len(np.unique(np.round(figure.reshape(-1, 3) * 255).astype(int), axis=0)) > 50
 
 
 def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
@@ -151,7 +189,7 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         write_config(workdir, config)
     # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
     # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
-    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1,
+    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1, "write_config": 1,
                     "plot_rho_heatmap": 2, "plot_rho_by_layer": 2, "plot_strongest": 2, "all": 1}
 
 

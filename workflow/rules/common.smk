@@ -130,6 +130,7 @@ def paper_outputs():
         "results/report/headline.csv",
         "results/report/summary.md",
         "results/report/summary.html",
+        "results/report/config.yaml",
         *expand(
             "results/figures/{figure}/{model}/{task}.{ext}",
             figure=FIGURES,

@@ -59,3 +59,20 @@ rule report:
         code=code_hash("report", "headline", "fdr"),
     script:
         "../scripts/report.py"
+
+
+rule write_config:
+    output:
+        report(
+            "results/report/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
+        ),
+    log:
+        "results/logs/write_config/write_config.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        config=canonical(config),
+    script:
+        "../scripts/write_config.py"

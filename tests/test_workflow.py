@@ -180,6 +180,10 @@ def test_report_renders_every_figure_in_a_browser(llama_run, tmp_path):
     assert len(np.unique(np.round(figure.reshape(-1, 3) * 255).astype(int), axis=0)) > 50
 
 
+def write_config(workdir, config):
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "_layers"}))
+
+
 def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
     workdir, config = llama_run
     try:

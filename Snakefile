@@ -26,7 +26,12 @@ include: "workflow/rules/common.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        paper_outputs(),
+
+
+rule paper:
+    input:
+        paper_outputs(),
 
 
 include: "workflow/rules/models.smk"
@@ -35,3 +40,4 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/figures.smk"

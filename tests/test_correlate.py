@@ -3,7 +3,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from demoscope.correlate import correlate, spearman
+from demoscope.correlate import spearman, spearman_columns, spearman_pvalue
+from demoscope.rhotable import rho_rows
 
 
 def test_spearman_matches_scipy():
@@ -24,11 +25,67 @@ def test_nan_features_drop_only_their_pairs():
     assert rho == pytest.approx(1.0) and n == 4
 
 
-def test_correlate_rows_per_feature_layer_metric():
+def tied_table(rng, n=40):
+    """Columns with heavy ties, a continuous one, a constant one, and missing values on both sides."""
+    x = rng.integers(0, 5, (n, 6)).astype(float)
+    x[:, 4] = rng.normal(size=n)
+    x[:, 5] = 2.0
+    x[3, 1], x[8, 2] = np.nan, np.inf
+    y = np.c_[rng.integers(0, 4, n), rng.normal(size=n)].astype(float)
+    y[5, 1] = np.nan
+    return x, y
+
+
+def scipy_rho(x, y):
+    keep = np.isfinite(x) & np.isfinite(y)
+    if np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
+        return np.nan, keep.sum()
+    return stats.spearmanr(x[keep], y[keep]).statistic, keep.sum()
+
+
+def test_columns_match_scipy_with_ties_and_missing_values():
+    x, y = tied_table(np.random.default_rng(1))
+    rho, n = spearman_columns(x, y)
+    pvalue = spearman_pvalue(rho[0], n)
+    for c in range(x.shape[1]):
+        for q in range(y.shape[1]):
+            ref, kept = scipy_rho(x[:, c], y[:, q])
+            assert n[c, q] == kept
+            if np.isnan(ref):
+                assert np.isnan(rho[0, c, q]) and np.isnan(pvalue[c, q])
+            else:
+                keep = np.isfinite(x[:, c]) & np.isfinite(y[:, q])
+                assert rho[0, c, q] == pytest.approx(ref, abs=1e-12)
+                assert pvalue[c, q] == pytest.approx(stats.spearmanr(x[keep, c], y[keep, q]).pvalue, rel=1e-9)
+
+
+def test_row_counts_equal_ranking_the_resampled_rows_afresh():
+    rng = np.random.default_rng(2)
+    x, y = tied_table(rng)
+    draws = rng.integers(0, len(x), (6, len(x)))
+    counts = np.stack([np.bincount(d, minlength=len(x)) for d in draws])
+    rho, _ = spearman_columns(x, y, counts)
+    for b, d in enumerate(draws):
+        for c in range(x.shape[1]):
+            for q in range(y.shape[1]):
+                ref, _ = scipy_rho(x[d, c], y[d, q])
+                assert rho[b, c, q] == pytest.approx(ref, abs=1e-12, nan_ok=True)
+
+
+def test_rho_rows_per_feature_layer_metric():
     features = pl.DataFrame({"cand_id": [0, 1, 2, 3] * 2, "layer": [0] * 4 + [1] * 4,
                              "f": [1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0]})
-    quality = pl.DataFrame({"cand_id": [0, 1, 2, 3], "accuracy": [0.1, 0.2, 0.3, 0.4], "gold_logprob": [1.0] * 4})
-    table = correlate(features, quality, ["f"], ["accuracy", "gold_logprob"])
+    quality = pl.DataFrame({"cand_id": [0, 1, 2, 3], "accuracy": [0.1, 0.2, 0.3, 0.4], "gold_logprob": [1.0] * 4,
+                            "n_tokens": [5, 3, 8, 6], "label": ["a", "b", "a", "b"]})
+    table = rho_rows(features, quality, ["f"], ["accuracy", "gold_logprob"], 50, np.random.default_rng(0), True)
     rho = {(r["layer"], r["quality"]): r["rho"] for r in table.iter_rows(named=True)}
     assert rho[(0, "accuracy")] == pytest.approx(1.0) and rho[(1, "accuracy")] == pytest.approx(-1.0)
     assert np.isnan(rho[(0, "gold_logprob")])
+    assert set(table["controls"]) == {"n_tokens,label"}
+
+
+def test_rho_rows_refuses_missing_candidate_rows():
+    features = pl.DataFrame({"cand_id": [0, 1, 2], "layer": [0, 0, 0], "f": [1.0, 2.0, 3.0]})
+    quality = pl.DataFrame({"cand_id": [0, 1, 2, 3], "accuracy": [0.1, 0.2, 0.3, 0.4], "n_tokens": [1, 2, 3, 4]})
+    with pytest.raises(ValueError, match="lacks"):
+        rho_rows(features, quality, ["f"], ["accuracy"], 10, np.random.default_rng(0), False)

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import re
+import zipfile
 
+import matplotlib.image
 import numpy as np
 import polars as pl
 import pytest
 import yaml
+from scipy import stats
 
+import browser
 from demoscope.features import FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive"}
+
 pytestmark = pytest.mark.slow
 
 
-def planned_jobs(workdir) -> dict[str, int]:
+def planned_jobs(workdir, *targets: str) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a dry run ({} when nothing is to be done)."""
-    out = snakemake(workdir, "-n").stdout
+    out = snakemake(workdir, "-n", *targets).stdout
     if "Nothing to be done" in out:
         return {}
     table = out.split("Job stats:")[1]
@@ -43,13 +50,36 @@ def check_report(workdir, config) -> pl.DataFrame:
             y = quality[row["quality"]].to_numpy()
             varies = np.nanmax(x) > np.nanmin(x) and y.max() > y.min()
             assert np.isfinite(row["rho"]) == varies, row
+    # Intervals exist exactly where rho does; BH is taken over the whole run as one family.
+    assert (table["ci_low"].is_nan() == table["rho"].is_nan()).all()
+    defined = table.filter(pl.col("ci_low").is_not_nan())
+    assert (defined["ci_low"] <= defined["ci_high"]).all()
+    tested = table.filter(pl.col("pvalue").is_not_nan())
+    assert tested["padj"].to_numpy() == pytest.approx(stats.false_discovery_control(tested["pvalue"].to_numpy()))
+    for task, entry in config["tasks"].items():
+        controls = "n_tokens,label" if entry["kind"] == "classification" else "n_tokens"
+        assert set(table.filter(pl.col("task") == task)["controls"]) == {controls}
+    headline = pl.read_csv(workdir / "results" / "report" / "headline.csv")
+    assert headline.height == len(config["models"]) * len(config["tasks"])
+    for row in headline.iter_rows(named=True):
+        part = table.filter((pl.col("model") == row["model"]) & (pl.col("task") == row["task"]))
+        assert row["max_abs_rho"] == pytest.approx(part["rho"].abs().max())
+        assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
-    for heading in ("Largest |rho| per model and task", "NaN correlations", "Quality by demonstration label"):
+    for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
+                    "NaN correlations", "Quality by demonstration label"):
         assert heading in summary
-    for model in config["models"]:
-        for task in config["tasks"]:
-            png = workdir / f"results/figures/rho_heatmap/{model}/{task}.png"
-            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
+    written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())
+    # The configuration as the run saw it: the schema's defaults filled in.
+    assert written["dumps"] == config["dumps"] and set(written["models"]) == set(config["models"])
+    assert written["tasks"]["sst2"]["sizes"]["test_queries"] == 0
+    for figure in FIGURES:
+        for model in config["models"]:
+            for task in config["tasks"]:
+                path = workdir / f"results/figures/{figure}/{model}/{task}"
+                assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     return table
 
 
@@ -94,10 +124,60 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         moments.write_text(original)
-    assert set(jobs) == {"compute_features", "report", "plot_rho_heatmap", "all"}
+    # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
+    assert set(jobs) == {"compute_features", "correlate", "report", "all"} | FIGURE_RULES - {"plot_quality"}
     n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
-    assert jobs["compute_features"] == n_stores
+    assert jobs["compute_features"] == n_stores and jobs["correlate"] == n_stores
     assert planned_jobs(workdir) == {}  # restoring the code restores the cache
+
+
+def test_editing_plotting_code_reruns_only_figures(llama_run):
+    workdir, config = llama_run
+    figures = workdir / "workflow" / "demoscope" / "figures.py"
+    original = figures.read_text()
+    figures.write_text(original.replace('dpi=120', 'dpi=121'))
+    try:
+        jobs = planned_jobs(workdir, "paper")
+    finally:
+        figures.write_text(original)
+    per_figure = len(config["models"]) * len(config["tasks"])
+    assert jobs == {**{rule: per_figure for rule in FIGURE_RULES}, "paper": 1}
+    assert planned_jobs(workdir, "paper") == {}
+
+
+def test_report_renders_every_figure_in_a_browser(llama_run, tmp_path):
+    workdir, config = llama_run
+    binary = browser.chromium()
+    snakemake(workdir, "--report", "report.zip")
+    snakemake(workdir, "--report", "report.html")
+    expected = {
+        f"results/figures/{figure}/{model}/{task}.png"
+        for figure in FIGURES for model in config["models"] for task in config["tasks"]
+    }
+    with zipfile.ZipFile(workdir / "report.zip") as bundle:
+        page = bundle.read("report/report.html").decode()
+        stored = [name for name in bundle.namelist() if name.startswith("report/data/")]
+    # The zip stores each result once, under a hashed folder, and its page links every one.
+    assert sum(name.endswith(".png") for name in stored) == len(expected)
+    assert all(name.removeprefix("report/") in page for name in stored)
+
+    shown = browser.probe_report(binary, workdir / "report.html", tmp_path)
+    assert set(shown["figures"]) == expected
+    for path, seen in shown["figures"].items():
+        assert seen["width"] > 200 and seen["height"] > 150 and seen["caption"], (path, seen)
+    categories = shown["categories"]
+    assert {"Quality", "Activations", "Configuration"} <= set(categories)
+    tables = {path for paths in categories["Quality"].values() for path in paths}
+    assert {"results/report/spearman.csv", "results/report/headline.csv", "results/report/summary.html"} <= tables
+
+    model, task = next(iter(config["models"])), next(iter(config["tasks"]))
+    shot = browser.screenshot(binary, workdir / "report.html", f"results/figures/strongest/{model}/{task}.png",
+                              tmp_path / "report.png", tmp_path)
+    landing = browser.screenshot(binary, workdir / "report.html", None, tmp_path / "landing.png", tmp_path)
+    figure, home = (matplotlib.image.imread(png)[:, 800:, :3] for png in (shot, landing))  # right of the navbar
+    # The scatter replaced the landing page's rule graph: many pixels changed, in many colours.
+    assert (np.abs(figure - home).max(axis=-1) > 0.1).mean() > 0.01
+    assert len(np.unique(np.round(figure.reshape(-1, 3) * 255).astype(int), axis=0)) > 50
 
 
 def write_config(workdir, config):
@@ -111,8 +191,10 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         write_config(workdir, config)
-    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task.
-    assert jobs == {"dump_activations": 2, "compute_features": 2, "report": 1, "plot_rho_heatmap": 2, "all": 1}
+    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
+    # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
+    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1, "write_config": 1,
+                    "plot_rho_heatmap": 2, "plot_rho_by_layer": 2, "plot_strongest": 2, "all": 1}
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):

@@ -1,4 +1,4 @@
-"""Figures drawn from the report tables alone."""
+"""The paper's figures, each drawn from the workflow's tables alone and saved as PNG and PDF."""
 
 from __future__ import annotations
 
@@ -6,20 +6,47 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+# Columns of the table `strategy_accuracy_bars` draws (the selection stage's output).
+STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
 
-def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, path: str) -> None:
-    """|rho| as layers x features, one panel per (mask, site)."""
+
+def save(fig, paths) -> None:
+    """Write one figure to every path (the extension picks the format), then close it."""
+    for path in paths:
+        fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"CreationDate": None} if str(path).endswith(".pdf") else None)
+    plt.close(fig)
+
+
+def message(text: str, title: str, paths) -> None:
+    """A figure that says why there is nothing to draw (e.g. every correlation is NaN)."""
+    fig, ax = plt.subplots(figsize=(5.5, 2.5))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    save(fig, paths)
+
+
+def _panels(data: pl.DataFrame) -> list[tuple[str, str]]:
+    return data.select("mask", "site").unique().sort("mask", "site").rows()
+
+
+def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None:
+    """|rho| as layers x features, one panel per (mask, site), three panels to a row."""
     data = spearman.filter(pl.col("quality") == quality)
-    panels = data.select("mask", "site").unique().sort("mask", "site").rows()
+    panels = _panels(data)
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = sorted(data["layer"].unique().to_list())
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(0.45 * len(features) * len(panels) + 2, 0.22 * len(layers) + 2.5), squeeze=False
+        rows, columns, figsize=((0.3 * len(features) + 1.2) * columns + 1.5, (0.16 * len(layers) + 2.2) * rows),
+        squeeze=False,
     )
-    for ax, (mask, site) in zip(axes[0], panels):
+    for ax, (mask, site) in zip(axes.flat, panels):
         part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site))
         grid = np.full((len(layers), len(features)), np.nan)
         for feature, layer, rho in part.select("feature", "layer", "rho").iter_rows():
@@ -27,10 +54,133 @@ def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, path: str) -> 
         image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
         ax.set_xticks(range(len(features)), features, rotation=90, fontsize=7)
         ax.set_yticks(range(len(layers)), layers, fontsize=6)
-        ax.set_xlabel("feature")
         ax.set_ylabel("layer")
         ax.set_title(f"{mask} / {site}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), label=f"|Spearman rho| with {quality}")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"|Spearman rho| with {quality}", shrink=0.6)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, paths)
+
+
+def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: float, title: str, paths) -> None:
+    """|rho| against layer depth, one line per feature, one panel per (mask, site); the study's
+    bound as a dashed line, tests with BH-adjusted p < alpha as filled markers."""
+    data = spearman.filter(pl.col("quality") == quality).sort("layer")
+    panels = _panels(data)
+    features = list(dict.fromkeys(data["feature"].to_list()))
+    layers = data["layer"].to_list()
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(features), 1)))
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 1.8, 3.0 * rows + 0.6), squeeze=False, sharey=True)
+    for ax, (mask, site) in zip(axes.flat, panels):
+        part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site))
+        for colour, feature in zip(colours, features):
+            line = part.filter(pl.col("feature") == feature)
+            layer, rho = line["layer"].to_numpy(), np.abs(line["rho"].to_numpy())
+            ax.plot(layer, rho, color=colour, lw=1, label=feature)
+            hit = line["padj"].to_numpy() < alpha
+            ax.plot(layer[hit], rho[hit], "o", color=colour, ms=3)
+        ax.axhline(bound, color="k", ls="--", lw=0.8)
+        if not part["rho"].is_finite().any():
+            ax.text(0.5, 0.6, "every rho is NaN", ha="center", transform=ax.transAxes)
+        ax.set_title(f"{mask} / {site}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(layers) - 0.5, max(layers) + 0.5)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(f"|rho| with {quality}")
+        ax.set_ylim(0, 1)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, title="feature")
+    fig.suptitle(f"{title}  (dashed: bound {bound}; dots: BH-adjusted p < {alpha})", fontsize=10)
+    fig.tight_layout()
+    save(fig, paths)
+
+
+def strongest_scatter(x: np.ndarray, y: np.ndarray, labels, row: dict, title: str, paths) -> None:
+    """The strongest feature (one layer, mask and site) against quality, one colour per
+    demonstration label; `row` is its headline row (rho and interval go in the title)."""
+    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(labels).astype(str)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for label in np.unique(labels):
+        chosen = labels == label
+        ax.scatter(x[chosen], y[chosen], s=14, alpha=0.75, label=label)
+    ax.set_xlabel(f"{row['feature']} (layer {row['layer']}, {row['mask']} / {row['site']})")
+    ax.set_ylabel(row["quality"])
+    if np.all(x[np.isfinite(x)] > 0) and np.nanmax(x) / np.nanmin(x) > 100:
+        ax.set_xscale("log")
+    ax.legend(title="demo label", fontsize=7)
+    ax.set_title(
+        f"{title}\nrho = {row['rho']:.3f}  95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}]  "
+        f"BH p = {row['padj']:.2g}  n = {len(x)}",
+        fontsize=9,
+    )
+    save(fig, paths)
+
+
+def massive_by_layer(features: pl.DataFrame, threshold: float, title: str, paths) -> None:
+    """Top-1, top-2, top-3 and median activation magnitude per layer on a log scale (Sun et al.
+    2024): the median over candidates as a line, the 10th-90th percentile as a band."""
+    stats = features.group_by("layer").agg(
+        *[
+            pl.col(name).quantile(q, "linear").alias(f"{name}_{tag}")
+            for name in ("top1", "top2", "top3", "median_abs")
+            for q, tag in ((0.1, "lo"), (0.5, "mid"), (0.9, "hi"))
+        ]
+    ).sort("layer")
+    layer = stats["layer"].to_numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, label in (("top1", "top 1"), ("top2", "top 2"), ("top3", "top 3"), ("median_abs", "median")):
+        line = ax.plot(layer, stats[f"{name}_mid"], marker="o", ms=3, label=label)[0]
+        ax.fill_between(layer, stats[f"{name}_lo"], stats[f"{name}_hi"], color=line.get_color(), alpha=0.2)
+    ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"massive threshold {threshold:g}")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("|activation|")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    save(fig, paths)
+
+
+def quality_by_label(quality: pl.DataFrame, metrics: list[str], title: str, paths) -> None:
+    """Each quality metric over the candidates, split by demonstration label: a box per label
+    with every candidate as a jittered dot."""
+    labels = sorted(quality["label"].cast(pl.String).unique().to_list())
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 0.5, 3.6), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes[0], metrics):
+        groups = [quality.filter(pl.col("label").cast(pl.String) == label)[metric].to_numpy() for label in labels]
+        ax.boxplot(groups, tick_labels=labels, showfliers=False)
+        for i, values in enumerate(groups, start=1):
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6)
+        ax.set_xlabel("demonstration label")
+        ax.set_ylabel(metric)
+    fig.suptitle(f"{title}  ({len(quality)} candidates)", fontsize=10)
+    fig.tight_layout()
+    save(fig, paths)
+
+
+def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
+    """Mean test accuracy of each selection strategy with its interval, one panel per model x
+    task. `table` has `STRATEGY_COLUMNS`; no rule draws this yet (the selection stage that
+    produces the table is a later issue)."""
+    missing = set(STRATEGY_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"strategy table lacks columns {sorted(missing)}")
+    panels = table.select("model", "task").unique().sort("model", "task").rows()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels) + 0.5, 3.6), squeeze=False, sharey=True)
+    for ax, (model, task) in zip(axes[0], panels):
+        part = table.filter((pl.col("model") == model) & (pl.col("task") == task))
+        mean = part["mean_accuracy"].to_numpy()
+        error = np.vstack([mean - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - mean])
+        ax.bar(range(len(part)), mean, yerr=error, capsize=3, color="tab:blue", alpha=0.8)
+        ax.set_xticks(range(len(part)), part["strategy"].to_list(), rotation=45, ha="right")
+        ax.set_title(f"{model} / {task}", fontsize=9)
+        ax.set_ylabel("test accuracy")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, paths)

@@ -1,56 +1,62 @@
-"""The Spearman table and the Markdown summary of a run."""
+"""The run's Spearman table and its summary, as Markdown and as a page for the report."""
 
 from __future__ import annotations
 
+import html
+
 import polars as pl
 
-from .correlate import correlate
-from .features import FEATURES
+from .fdr import with_adjusted
 
 KEYS = ["model", "task", "mask", "site"]
 
 
-def spearman_table(parts: list[dict], metrics: list[str]) -> pl.DataFrame:
-    """`parts`: dicts with model/task/mask/site plus `features` and `quality` frames."""
-    tables = []
-    for part in parts:
-        table = correlate(part["features"], part["quality"], list(FEATURES), metrics)
-        tables.append(table.with_columns(*[pl.lit(part[k]).alias(k) for k in KEYS]))
-    return pl.concat(tables).select(KEYS + ["feature", "layer", "quality", "rho", "pvalue", "n"])
+def spearman_table(parts: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
+    """The stores' rho rows, each tagged with its model/task/mask/site, with BH-adjusted
+    p-values over the whole run: `padj` for rho, `partial_padj` for the partial rho."""
+    tables = [rows.with_columns(*[pl.lit(keys[k]).alias(k) for k in KEYS]) for keys, rows in parts]
+    table = pl.concat(tables).sort(KEYS + ["quality", "feature", "layer"])
+    table = with_adjusted(table, "pvalue", "padj")
+    table = with_adjusted(table, "partial_pvalue", "partial_padj")
+    first = KEYS + ["feature", "layer", "quality", "rho", "ci_low", "ci_high", "pvalue", "padj", "n"]
+    return table.select(first + [c for c in table.columns if c not in first])
 
 
-def _md_table(frame: pl.DataFrame, floats: int = 3) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return "NaN" if v != v else f"{v:.{floats}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{floats}f}"
-        return str(v)
-
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([head, rule, *body])
+def _cell(value, digits: int = 3) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        return f"{value:.{digits}g}" if 0 < abs(value) < 1e-3 else f"{value:.{digits}f}"
+    return str(value)
 
 
-def summary_markdown(spearman: pl.DataFrame, quality: dict[tuple[str, str], pl.DataFrame], bound: float) -> str:
-    """Largest |rho| per model and task against the study's bound, NaN counts, and the quality side."""
+def summary_sections(
+    spearman: pl.DataFrame, top: pl.DataFrame, quality: dict[tuple[str, str], pl.DataFrame], alpha: float
+) -> list[tuple[str, str, pl.DataFrame | None]]:
+    """(heading, text, table) for each part of the summary; `top` is `headline.headline(spearman)`."""
+    bound = top["bound"][0]
+    best = top.select(
+        "model", "task", "max_abs_rho", "rho", "ci_low", "ci_high", "feature", "layer", "mask", "site",
+        "quality", "padj", "significant", "tests", "above_bound", "ci_beyond_bound",
+    )
+    partial = top.select(
+        "model", "task", "max_abs_partial_rho", "partial_rho", "partial_padj", "partial_feature",
+        "partial_layer", "partial_mask", "partial_site", "partial_quality", "controls", "partial_significant",
+    )
     ranked = spearman.with_columns(pl.col("rho").abs().alias("abs_rho")).filter(pl.col("abs_rho").is_not_nan())
-    best = (
-        ranked.sort("abs_rho", descending=True)
-        .group_by(["model", "task"], maintain_order=True)
-        .first()
-        .with_columns((pl.col("abs_rho") > bound).alias(f"above_{bound}"))
-        .select(["model", "task", "abs_rho", "rho", "feature", "layer", "mask", "site", "quality", "pvalue", "n", f"above_{bound}"])
-        .sort("model", "task")
+    by_mask = (
+        ranked.group_by(["model", "task", "mask", "site", "quality"])
+        .agg(
+            pl.col("abs_rho").max().alias("max_abs_rho"),
+            pl.col("abs_rho").median().alias("median_abs_rho"),
+            (pl.col("padj") < alpha).sum().alias("significant"),
+        )
+        .sort("model", "task", "mask", "site", "quality")
     )
     nans = (
         spearman.group_by(["model", "task"])
         .agg(pl.len().alias("tests"), pl.col("rho").is_nan().sum().alias("nan_rho"))
         .sort("model", "task")
-    )
-    by_mask = (
-        ranked.group_by(["model", "task", "mask", "site", "quality"])
-        .agg(pl.col("abs_rho").max().alias("max_abs_rho"), pl.col("abs_rho").median().alias("median_abs_rho"))
-        .sort("model", "task", "mask", "site", "quality")
     )
     dist, by_label = [], []
     for (model, task), q in sorted(quality.items()):
@@ -69,24 +75,70 @@ def summary_markdown(spearman: pl.DataFrame, quality: dict[tuple[str, str], pl.D
                     "mean_accuracy": part["accuracy"].mean(), "mean_gold_logprob": part["gold_logprob"].mean(),
                 }
             )
-    by_label_frame = pl.DataFrame(by_label).sort("model", "task", "demo_label")
-    return "\n\n".join(
-        [
-            "# demoscope summary",
-            f"Spearman rho between each activation feature (per layer) and each candidate's 1-shot quality. "
-            f"The study reports |rho| <= {bound} for every task and model.",
-            "## Largest |rho| per model and task",
-            _md_table(best),
-            "## Largest |rho| per masking strategy and site",
-            _md_table(by_mask),
-            "## NaN correlations",
+    return [
+        (
+            "Largest |rho| per model and task",
+            f"Spearman rho between each activation feature (per layer) and each candidate's 1-shot quality; "
+            f"the study reports |rho| <= {bound} for every task and model. [ci_low, ci_high] is a 95% "
+            f"bootstrap interval over candidates; padj is Benjamini-Hochberg over all {len(spearman)} tests "
+            f"of the run; `significant` counts the tests with padj < {alpha}. `above_bound`: |rho| > {bound}; "
+            f"`ci_beyond_bound`: the whole interval lies beyond +-{bound}.",
+            best,
+        ),
+        (
+            "Largest |partial rho| per model and task",
+            "Partial Spearman rho holding the demonstration's token count (and, for classification, its "
+            "label) fixed: the Pearson correlation of the rank residuals after regressing out the "
+            "covariates' ranks (label as indicators).",
+            partial,
+        ),
+        ("Largest |rho| per masking strategy and site", "", by_mask),
+        (
+            "NaN correlations",
             "A NaN rho means one side was constant over the candidates (for example every candidate "
             "reached the same accuracy); it is reported as NaN, never as 0.",
-            _md_table(nans),
-            "## Quality distribution (1-shot accuracy over the quality queries)",
-            _md_table(pl.DataFrame(dist)),
-            "## Quality by demonstration label",
+            nans,
+        ),
+        ("Quality distribution (1-shot accuracy over the quality queries)", "", pl.DataFrame(dist)),
+        (
+            "Quality by demonstration label",
             "With one demonstration, its label shifts the prediction: quality can track the label.",
-            _md_table(by_label_frame),
-        ]
-    ) + "\n"
+            pl.DataFrame(by_label).sort("model", "task", "demo_label"),
+        ),
+    ]
+
+
+def to_markdown(sections, title: str = "demoscope summary") -> str:
+    parts = [f"# {title}"]
+    for heading, text, table in sections:
+        parts.append(f"## {heading}")
+        if text:
+            parts.append(text)
+        if table is not None:
+            head = "| " + " | ".join(table.columns) + " |"
+            rule = "|" + "---|" * len(table.columns)
+            body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.iter_rows()]
+            parts.append("\n".join([head, rule, *body]))
+    return "\n\n".join(parts) + "\n"
+
+
+def to_html(sections, title: str = "demoscope summary") -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:1.5em}}"
+        "table{border-collapse:collapse;font-size:13px;margin-bottom:1.5em}"
+        "th,td{border:1px solid #bbb;padding:2px 6px;text-align:right}th{background:#eee}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for heading, text, table in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if text:
+            parts.append(f"<p>{html.escape(text)}</p>")
+        if table is not None:
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in table.iter_rows()
+            )
+            parts.append(f"<table><tr>{head}</tr>{rows}</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

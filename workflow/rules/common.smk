@@ -93,10 +93,27 @@ def mask_context(wildcards):
     return {}
 
 
+def store_features(model, task):
+    """The feature tables of every dumped (mask, site) of one model and task."""
+    return [
+        f"results/{model}/{task}/features/{mask}/{site}.parquet" for mask, site in DUMPS
+    ]
+
+
+def massive_features(wildcards):
+    """The store the massive-activation figure reads: the residual stream under the causal
+    mask, where Sun et al. measured, else the causal MLP output, else the first store dumped
+    (the residual stream first)."""
+    preferred = [("causal", "resid"), ("causal", "mlp_out")]
+    preferred += sorted(DUMPS, key=lambda dump: dump[1] != "resid")
+    mask, site = next(dump for dump in preferred if dump in DUMPS)
+    return f"results/{wildcards.model}/{wildcards.task}/features/{mask}/{site}.parquet"
+
+
 def report_inputs():
     return {
-        "features": [
-            f"results/{model}/{task}/features/{mask}/{site}.parquet"
+        "correlations": [
+            f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
             for model in MODELS
             for task in TASKS
             for mask, site in DUMPS
@@ -107,11 +124,22 @@ def report_inputs():
     }
 
 
-def all_outputs():
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+
+
+def paper_outputs():
+    """Every table and figure of the paper."""
     return [
         "results/report/spearman.csv",
+        "results/report/headline.csv",
         "results/report/summary.md",
+        "results/report/summary.html",
+        "results/report/config.yaml",
         *expand(
-            "results/figures/rho_heatmap/{model}/{task}.png", model=MODELS, task=TASKS
+            "results/figures/{figure}/{model}/{task}.{ext}",
+            figure=FIGURES,
+            model=MODELS,
+            task=TASKS,
+            ext=["png", "pdf"],
         ),
     ]

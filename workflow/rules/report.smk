@@ -1,3 +1,30 @@
+rule correlate:
+    input:
+        features="results/{model}/{task}/features/{mask}/{site}.parquet",
+        quality="results/{model}/{task}/quality.parquet",
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+    output:
+        "results/{model}/{task}/correlations/{mask}/{site}.parquet",
+    log:
+        "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        metrics=config["report"]["quality_metrics"],
+        bootstrap=config["report"]["bootstrap"],
+        seed=config["seed"],
+        control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
+        code=code_hash(
+            "rhotable",
+            "correlate",
+            "bootstrap",
+            "partial",
+            "features",
+        ),
+    script:
+        "../scripts/correlate.py"
+
+
 rule report:
     input:
         unpack(lambda wc: report_inputs()),
@@ -6,12 +33,21 @@ rule report:
             "results/report/spearman.csv",
             caption="../report/spearman.rst",
             category="Quality",
+            subcategory="Tables",
         ),
         parquet="results/report/spearman.parquet",
-        summary=report(
-            "results/report/summary.md",
+        headline=report(
+            "results/report/headline.csv",
+            caption="../report/headline.rst",
+            category="Quality",
+            subcategory="Tables",
+        ),
+        summary="results/report/summary.md",
+        html=report(
+            "results/report/summary.html",
             caption="../report/summary.rst",
             category="Quality",
+            subcategory="Tables",
         ),
     log:
         "results/logs/report/report.log",
@@ -19,28 +55,24 @@ rule report:
         "../../envs/demoscope.yaml"
     params:
         bound=config["report"]["bound"],
-        metrics=config["report"]["quality_metrics"],
-        code=code_hash("report", "correlate", "features"),
+        alpha=config["report"]["alpha"],
+        code=code_hash("report", "headline", "fdr"),
     script:
         "../scripts/report.py"
 
 
-rule plot_rho_heatmap:
-    input:
-        "results/report/spearman.parquet",
+rule write_config:
     output:
         report(
-            "results/figures/rho_heatmap/{model}/{task}.png",
-            caption="../report/rho_heatmap.rst",
-            category="Quality",
-            subcategory="{model}",
+            "results/report/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
         ),
     log:
-        "results/logs/plot_rho_heatmap/{model}/{task}.log",
+        "results/logs/write_config/write_config.log",
     conda:
         "../../envs/demoscope.yaml"
     params:
-        quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
+        config=canonical(config),
     script:
-        "../scripts/plot_rho_heatmap.py"
+        "../scripts/write_config.py"

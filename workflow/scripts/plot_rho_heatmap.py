@@ -4,9 +4,8 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.parquet import read_table
 from demoscope.figures import rho_heatmap
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
-table = read_table(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))
-rho_heatmap(table, snakemake.params.quality, f"{model} / {task}", snakemake.output[0])
+table = pl.read_parquet(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))
+rho_heatmap(table, snakemake.params.quality, f"{model} / {task}", snakemake.output)

@@ -4,22 +4,26 @@ log_to(snakemake.log[0])
 
 from pathlib import Path
 
+import polars as pl
 
+from demoscope.headline import headline
 from demoscope.parquet import read_table, write_csv, write_parquet
-from demoscope.report import spearman_table, summary_markdown
+from demoscope.report import spearman_table, summary_sections, to_html, to_markdown
 
+params = snakemake.params
 quality = {}
 for path in snakemake.input.quality:
     model, task = Path(path).parts[-3:-1]
     quality[(model, task)] = read_table(path)
 parts = []
-for path in snakemake.input.features:
+for path in snakemake.input.correlations:
     model, task, _, mask, site = Path(path).with_suffix("").parts[-5:]
-    parts.append(
-        {"model": model, "task": task, "mask": mask, "site": site,
-         "features": read_table(path), "quality": quality[(model, task)]}
-    )
-table = spearman_table(parts, snakemake.params.metrics)
+    parts.append(({"model": model, "task": task, "mask": mask, "site": site}, pl.read_parquet(path)))
+table = spearman_table(parts)
+top = headline(table, params.bound, params.alpha)
 write_csv(table, snakemake.output.csv)
 write_parquet(table, snakemake.output.parquet)
-Path(snakemake.output.summary).write_text(summary_markdown(table, quality, snakemake.params.bound))
+write_csv(top, snakemake.output.headline)
+sections = summary_sections(table, top, quality, params.alpha)
+Path(snakemake.output.summary).write_text(to_markdown(sections))
+Path(snakemake.output.html).write_text(to_html(sections))

@@ -1,0 +1,120 @@
+# Each figure reads only tables the workflow wrote, and carries only the hash of the plotting
+# module: editing figure code reruns the figure rules and nothing else.
+
+
+rule plot_rho_heatmap:
+    input:
+        "results/report/spearman.parquet",
+    output:
+        png=report(
+            "results/figures/rho_heatmap/{model}/{task}.png",
+            caption="../report/rho_heatmap.rst",
+            category="Quality",
+            subcategory="rho heatmap",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/rho_heatmap/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_rho_heatmap/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        quality=config["report"]["heatmap_quality"],
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_rho_heatmap.py"
+
+
+rule plot_rho_by_layer:
+    input:
+        "results/report/spearman.parquet",
+    output:
+        png=report(
+            "results/figures/rho_by_layer/{model}/{task}.png",
+            caption="../report/rho_by_layer.rst",
+            category="Quality",
+            subcategory="rho by layer",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/rho_by_layer/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_rho_by_layer/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        quality=config["report"]["heatmap_quality"],
+        bound=config["report"]["bound"],
+        alpha=config["report"]["alpha"],
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_rho_by_layer.py"
+
+
+rule plot_strongest:
+    input:
+        headline="results/report/headline.csv",
+        features=lambda wc: store_features(wc.model, wc.task),
+        quality="results/{model}/{task}/quality.parquet",
+    output:
+        png=report(
+            "results/figures/strongest/{model}/{task}.png",
+            caption="../report/strongest.rst",
+            category="Quality",
+            subcategory="strongest feature",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/strongest/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_strongest/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_strongest.py"
+
+
+rule plot_quality:
+    input:
+        "results/{model}/{task}/quality.parquet",
+    output:
+        png=report(
+            "results/figures/quality/{model}/{task}.png",
+            caption="../report/quality.rst",
+            category="Quality",
+            subcategory="quality by label",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/quality/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_quality/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        metrics=config["report"]["quality_metrics"],
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_quality.py"
+
+
+rule plot_massive:
+    input:
+        massive_features,
+    output:
+        png=report(
+            "results/figures/massive/{model}/{task}.png",
+            caption="../report/massive.rst",
+            category="Activations",
+            subcategory="massive activations",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/massive/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_massive/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        threshold=config["massive"]["threshold"],
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_massive.py"

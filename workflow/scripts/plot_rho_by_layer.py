@@ -1,0 +1,12 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import polars as pl
+
+from demoscope.figures import rho_by_layer
+
+params = snakemake.params
+model, task = snakemake.wildcards.model, snakemake.wildcards.task
+table = pl.read_parquet(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))
+rho_by_layer(table, params.quality, params.bound, params.alpha, f"{model} / {task}", snakemake.output)

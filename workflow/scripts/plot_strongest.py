@@ -1,0 +1,19 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import polars as pl
+
+from demoscope.figures import message, strongest_scatter
+
+model, task = snakemake.wildcards.model, snakemake.wildcards.task
+title = f"{model} / {task}: strongest feature"
+top = pl.read_csv(snakemake.input.headline).filter((pl.col("model") == model) & (pl.col("task") == task))
+row = top.row(0, named=True)
+if row["feature"] is None:
+    message("Every correlation of this model and task is NaN.", title, snakemake.output)
+else:
+    store = f"/features/{row['mask']}/{row['site']}.parquet"
+    features = pl.read_parquet(next(p for p in snakemake.input.features if p.endswith(store)))
+    data = features.filter(pl.col("layer") == row["layer"]).join(pl.read_parquet(snakemake.input.quality), on="cand_id")
+    strongest_scatter(data[row["feature"]], data[row["quality"]], data["label"], row, title, snakemake.output)

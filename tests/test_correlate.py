@@ -89,3 +89,14 @@ def test_rho_rows_refuses_missing_candidate_rows():
     quality = pl.DataFrame({"cand_id": [0, 1, 2, 3], "accuracy": [0.1, 0.2, 0.3, 0.4], "n_tokens": [1, 2, 3, 4]})
     with pytest.raises(ValueError, match="lacks"):
         rho_rows(features, quality, ["f"], ["accuracy"], 10, np.random.default_rng(0), False)
+
+
+def test_skipped_section_counts_rows_per_split():
+    from demoscope.report import skipped_section
+
+    none = pl.DataFrame(schema={"split": pl.String, "location": pl.String, "reason": pl.String})
+    some = pl.DataFrame({"split": ["train", "train", "dev"], "location": ["a:1", "a:4", "b:2"], "reason": ["x"] * 3})
+    heading, text, table = skipped_section({("m", "sst2"): some, ("m", "arc"): none})
+    assert heading == "Skipped records" and text.startswith("3 records were left out")
+    assert table.select("task", "split", "skipped").rows() == [("sst2", "train", 2), ("sst2", "dev", 1)]
+    assert skipped_section({("m", "arc"): none})[2] is None

@@ -67,7 +67,7 @@ def check_report(workdir, config) -> pl.DataFrame:
         assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
-                    "NaN correlations", "Quality by demonstration label"):
+                    "NaN correlations", "Quality by demonstration label", "Skipped records"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
     written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())

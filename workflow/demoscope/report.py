@@ -142,3 +142,18 @@ def to_html(sections, title: str = "demoscope summary") -> str:
             parts.append(f"<table><tr>{head}</tr>{rows}</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def skipped_section(skipped: dict[tuple[str, str], pl.DataFrame]) -> tuple[str, str, pl.DataFrame]:
+    """How many records each task left out under `bad_records: skip`, by split (0 rows when none)."""
+    rows = [
+        {"model": model, "task": task, "split": split, "skipped": int((table["split"] == split).sum())}
+        for (model, task), table in sorted(skipped.items())
+        for split in ("train", "dev", "test")
+    ]
+    total = sum(r["skipped"] for r in rows)
+    text = (
+        f"{total} records were left out under `bad_records: skip`; each one, with its file, line and reason, "
+        "is in `results/<model>/<task>/prompts/skipped.parquet` and the build_prompts log."
+    )
+    return "Skipped records", text, pl.DataFrame(rows).filter(pl.col("skipped") > 0) if total else None

@@ -121,6 +121,9 @@ def report_inputs():
         "quality": expand(
             "results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS
         ),
+        "skipped": expand(
+            "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
+        ),
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-# Elements of one (resamples x rows x columns) block; bounds the memory of a call (a few MB, which stays in cache).
+# Elements of one (resamples x rows x columns) block: a few MB, which stays in cache.
 BLOCK_ELEMENTS = 300_000
 
 
@@ -29,21 +29,29 @@ def _tie_groups(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+def _sorted_ranks(sorted_values: np.ndarray, sorted_weights: np.ndarray) -> np.ndarray:
+    """Average ranks in sorted order: each row's rank is the weight sorted below it plus
+    (the weight of its tie group + 1) / 2. sorted_weights: resamples x rows x columns."""
+    start, end = _tie_groups(sorted_values)
+    cumulative = np.zeros((sorted_weights.shape[0], sorted_weights.shape[1] + 1, sorted_weights.shape[2]))
+    np.cumsum(sorted_weights, axis=1, out=cumulative[:, 1:])
+    shape = sorted_weights.shape
+    below = np.take_along_axis(cumulative, np.broadcast_to(start[None], shape), axis=1)
+    tied = np.take_along_axis(cumulative, np.broadcast_to(end[None], shape), axis=1) - below
+    return below + (tied + 1) / 2
+
+
 def weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Average ranks of `values` (rows x columns) in samples where row i counts `weights[b, i, c]`
     times (weights: resamples x rows x columns, broadcastable). Rows of weight 0 take no part
     (their own rank is meaningless)."""
     values = np.asarray(values, dtype=float)
     order = np.argsort(values, axis=0, kind="stable")
-    start, end = _tie_groups(np.take_along_axis(values, order, axis=0))
     shape = (weights.shape[0], *values.shape)
     w = np.take_along_axis(np.broadcast_to(weights, shape), np.broadcast_to(order[None], shape), axis=1)
-    cumulative = np.zeros((shape[0], shape[1] + 1, shape[2]))
-    np.cumsum(w, axis=1, out=cumulative[:, 1:])
-    below = np.take_along_axis(cumulative, np.broadcast_to(start[None], shape), axis=1)
-    tied = np.take_along_axis(cumulative, np.broadcast_to(end[None], shape), axis=1) - below
+    ranks = _sorted_ranks(np.take_along_axis(values, order, axis=0), w)
     inverse = np.argsort(order, axis=0)
-    return np.take_along_axis(below + (tied + 1) / 2, np.broadcast_to(inverse[None], shape), axis=1)
+    return np.take_along_axis(ranks, np.broadcast_to(inverse[None], shape), axis=1)
 
 
 def weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -73,13 +81,7 @@ def _complete_block(x: np.ndarray, y_ranks: np.ndarray, y_square: np.ndarray, we
     ranks += 0.5  # rows without ties: weight below + (w + 1) / 2
     ties = (sorted_x[1:] == sorted_x[:-1]).any(axis=0)
     if ties.any():
-        start, end = _tie_groups(sorted_x[:, ties])
-        cumulative = np.zeros((w.shape[0], w.shape[1] + 1, int(ties.sum())))
-        np.cumsum(w[:, :, ties], axis=1, out=cumulative[:, 1:])
-        shape = cumulative[:, 1:].shape
-        below = np.take_along_axis(cumulative, np.broadcast_to(start[None], shape), axis=1)
-        tied = np.take_along_axis(cumulative, np.broadcast_to(end[None], shape), axis=1) - below
-        ranks[:, :, ties] = below + (tied + 1) / 2
+        ranks[:, :, ties] = _sorted_ranks(sorted_x[:, ties], w[:, :, ties])
     total = weights.sum(axis=1)[:, None]
     centre = total * ((total + 1) / 2) ** 2
     w *= ranks

@@ -34,18 +34,23 @@ def _panels(data: pl.DataFrame) -> list[tuple[str, str]]:
     return data.select("mask", "site").unique().sort("mask", "site").rows()
 
 
+def _grid(n_panels: int, width: float, height: float, **options):
+    """A figure of n panels, three to a row, each width x height inches; unused axes hidden."""
+    columns = min(3, n_panels)
+    rows = -(-n_panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns + 1.5, height * rows), squeeze=False, **options)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None:
     """|rho| as layers x features, one panel per (mask, site), three panels to a row."""
     data = spearman.filter(pl.col("quality") == quality)
     panels = _panels(data)
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = sorted(data["layer"].unique().to_list())
-    columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=((0.3 * len(features) + 1.2) * columns + 1.5, (0.16 * len(layers) + 2.2) * rows),
-        squeeze=False,
-    )
+    fig, axes = _grid(len(panels), 0.3 * len(features) + 1.2, 0.16 * len(layers) + 2.2)
     for ax, (mask, site) in zip(axes.flat, panels):
         part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site))
         grid = np.full((len(layers), len(features)), np.nan)
@@ -56,8 +61,6 @@ def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None
         ax.set_yticks(range(len(layers)), layers, fontsize=6)
         ax.set_ylabel("layer")
         ax.set_title(f"{mask} / {site}", fontsize=9)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.set_visible(False)
     fig.colorbar(image, ax=axes.ravel().tolist(), label=f"|Spearman rho| with {quality}", shrink=0.6)
     fig.suptitle(title, fontsize=10)
     save(fig, paths)
@@ -71,9 +74,7 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = data["layer"].to_list()
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(features), 1)))
-    columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 1.8, 3.0 * rows + 0.6), squeeze=False, sharey=True)
+    fig, axes = _grid(len(panels), 4.2, 3.2, sharey=True)
     for ax, (mask, site) in zip(axes.flat, panels):
         part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site))
         for colour, feature in zip(colours, features):
@@ -91,8 +92,6 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
         ax.set_xlabel("layer")
         ax.set_ylabel(f"|rho| with {quality}")
         ax.set_ylim(0, 1)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, title="feature")
     fig.suptitle(f"{title}  (dashed: bound {bound}; dots: BH-adjusted p < {alpha})", fontsize=10)

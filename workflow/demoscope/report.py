@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import polars as pl
 
@@ -133,7 +134,7 @@ def to_html(sections, title: str = "demoscope summary") -> str:
     for heading, text, table in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         if text:
-            parts.append(f"<p>{html.escape(text)}</p>")
+            parts.append("<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text)) + "</p>")
         if table is not None:
             head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
             rows = "".join(

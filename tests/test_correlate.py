@@ -100,3 +100,5 @@ def test_skipped_section_counts_rows_per_split():
     assert heading == "Skipped records" and text.startswith("3 records were left out")
     assert table.select("task", "split", "skipped").rows() == [("sst2", "train", 2), ("sst2", "dev", 1)]
     assert skipped_section({("m", "arc"): none})[2] is None
+    untyped = pl.DataFrame([], schema=["split", "location", "reason"], orient="row")  # all-Null columns
+    assert skipped_section({("m", "arc"): untyped})[2] is None

@@ -148,7 +148,7 @@ def to_html(sections, title: str = "demoscope summary") -> str:
 def skipped_section(skipped: dict[tuple[str, str], pl.DataFrame]) -> tuple[str, str, pl.DataFrame]:
     """How many records each task left out under `bad_records: skip`, by split (0 rows when none)."""
     rows = [
-        {"model": model, "task": task, "split": split, "skipped": int((table["split"] == split).sum())}
+        {"model": model, "task": task, "split": split, "skipped": int((table["split"].cast(pl.String) == split).sum())}
         for (model, task), table in sorted(skipped.items())
         for split in ("train", "dev", "test")
     ]

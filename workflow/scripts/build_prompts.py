@@ -31,6 +31,6 @@ for split, where, reason in left_out:
     print(f"skipped {split} record at {where}: {reason}", file=sys.stderr)
 print(f"skipped records: {len(left_out)}", file=sys.stderr)
 write_parquet(
-    pl.DataFrame(left_out, schema=["split", "location", "reason"], orient="row"),
+    pl.DataFrame(left_out, schema={"split": pl.String, "location": pl.String, "reason": pl.String}, orient="row"),
     snakemake.output.skipped,
 )

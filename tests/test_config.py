@@ -52,7 +52,7 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input} {label}"), "tasks.sst2.template.demonstration: unknown placeholder {label}; allowed: {answer}, {answer_prefix}, {input}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input}"), "tasks.sst2.template.demonstration: must contain {answer}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
-        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (16)"),
+        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (12)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
     ],
 )

@@ -110,6 +110,17 @@ def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
     assert set(table["site"]) == {"mlp_out", "resid"}
 
 
+def planned_after_edit(workdir, path, old, new, *targets) -> dict[str, int]:
+    """The dry-run plan with one edit made to a workspace file, which is restored afterwards."""
+    original = path.read_text()
+    assert old in original, f"{old!r} is not in {path}"
+    path.write_text(original.replace(old, new))
+    try:
+        return planned_jobs(workdir, *targets)
+    finally:
+        path.write_text(original)
+
+
 def test_second_run_has_nothing_to_do(llama_run):
     workdir, _ = llama_run
     assert planned_jobs(workdir) == {}
@@ -118,12 +129,7 @@ def test_second_run_has_nothing_to_do(llama_run):
 def test_editing_feature_code_reruns_only_features_and_report(llama_run):
     workdir, config = llama_run
     moments = workdir / "workflow" / "demoscope" / "moments.py"
-    original = moments.read_text()
-    moments.write_text(original.replace('"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),'))
-    try:
-        jobs = planned_jobs(workdir)
-    finally:
-        moments.write_text(original)
+    jobs = planned_after_edit(workdir, moments, '"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),')
     # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
     assert set(jobs) == {"compute_features", "correlate", "report", "all"} | FIGURE_RULES - {"plot_quality"}
     n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
@@ -134,12 +140,7 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
 def test_editing_plotting_code_reruns_only_figures(llama_run):
     workdir, config = llama_run
     figures = workdir / "workflow" / "demoscope" / "figures.py"
-    original = figures.read_text()
-    figures.write_text(original.replace('dpi=120', 'dpi=121'))
-    try:
-        jobs = planned_jobs(workdir, "paper")
-    finally:
-        figures.write_text(original)
+    jobs = planned_after_edit(workdir, figures, "dpi=120", "dpi=121", "paper")
     per_figure = len(config["models"]) * len(config["tasks"])
     assert jobs == {**{rule: per_figure for rule in FIGURE_RULES}, "paper": 1}
     assert planned_jobs(workdir, "paper") == {}

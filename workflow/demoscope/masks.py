@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .tokens import encode_text
+from .tokens import encode_text, pad_batch
 
 MASKS = ("causal", "instruction", "bidirectional", "packed", "query")
 
@@ -47,16 +47,6 @@ class Plan:
     segments_per_candidate: int = 1
 
 
-def _right_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
-
-
 def budget_groups(sizes: list[int], batch_tokens: int, padded: bool = True) -> list[tuple[int, int]]:
     """Consecutive groups whose size (count x longest when padded, else the sum) fits batch_tokens."""
     groups, first, longest, total = [], 0, 0, 0
@@ -74,7 +64,7 @@ def budget_groups(sizes: list[int], batch_tokens: int, padded: bool = True) -> l
 
 def _padded_batches(seqs: list[list[int]], pad: int, batch_tokens: int, keep_from: list[int] | None = None):
     for first, last in budget_groups([len(s) for s in seqs], batch_tokens):
-        ids, mask = _right_pad(seqs[first:last], pad)
+        ids, mask = pad_batch(seqs[first:last], pad, left=False)
         keep = mask.bool().clone()
         if keep_from is not None:
             for row, start in enumerate(keep_from[first:last]):
@@ -154,9 +144,9 @@ def plan_query(demos: list[str], tokenizer, batch_tokens: int, queries: list[str
     pad = tokenizer.pad_token_id
     for first in range(0, len(prefixes), group):
         last = min(first + group, len(prefixes))
-        p_ids, p_mask = _left_pad(prefixes[first:last], pad)
+        p_ids, p_mask = pad_batch(prefixes[first:last], pad, left=True)
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-        ids, q_mask = _right_pad(q_ids, pad)
+        ids, q_mask = pad_batch(q_ids, pad, left=False)
         n_p = last - first
         full = torch.cat([p_mask.repeat_interleave(n_q, 0), q_mask.repeat(n_p, 1)], dim=1)
         pos = p_mask.sum(-1).repeat_interleave(n_q)[:, None] + torch.arange(ids.shape[1])[None]
@@ -165,16 +155,6 @@ def plan_query(demos: list[str], tokenizer, batch_tokens: int, queries: list[str
                   prefix={"input_ids": p_ids, "attention_mask": p_mask, "position_ids": p_pos, "repeat": n_q})
         )
     return plan
-
-
-def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-        mask[row, width - len(seq) :] = 1
-    return ids, mask
 
 
 PLANNERS = {

@@ -17,18 +17,7 @@ import torch
 from tqdm import tqdm
 
 from .models import backbone
-
-
-def _pad(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(max(len(s) for s in seqs), 1)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            where = slice(width - len(seq), width) if left else slice(0, len(seq))
-            ids[row, where] = torch.tensor(seq)
-            mask[row, where] = 1
-    return ids, mask
+from .tokens import pad_batch
 
 
 def _log_probs(model, hidden: torch.Tensor) -> torch.Tensor:
@@ -62,7 +51,7 @@ def score_options(
     bar = tqdm(total=len(prefixes) * len(queries), desc="score", file=sys.stderr, disable=not progress)
     for start in range(0, len(prefixes), p_batch):
         p_idx = p_order[start : start + p_batch]
-        p_ids, p_mask = _pad([prefixes[i] for i in p_idx], pad_id, left=True)
+        p_ids, p_mask = pad_batch([prefixes[i] for i in p_idx], pad_id, left=True)
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
         p_out = body(
             input_ids=p_ids.to(device),
@@ -87,7 +76,7 @@ def _score_chunk(model, body, prefix_cache, p_mask, queries, options, n_opts, mu
     n_p, n_q = p_mask.shape[0], len(queries)
     cache = copy.deepcopy(prefix_cache)
     cache.batch_repeat_interleave(n_q)
-    q_ids, q_mask = _pad(queries, pad_id, left=False)
+    q_ids, q_mask = pad_batch(queries, pad_id, left=False)
     rows_q_ids = q_ids.repeat(n_p, 1)
     rows_q_mask = q_mask.repeat(n_p, 1)
     mask = torch.cat([p_mask.repeat_interleave(n_q, 0), rows_q_mask], dim=1)
@@ -116,8 +105,8 @@ def _tail_scores(model, body, cache, mask, lengths, row_opts, n_opts, device, pa
     """Log-prob of every option token after the first: each row's cache continues with each option."""
     cache.batch_repeat_interleave(n_opts)
     options = [opts[k] if k < len(opts) else [pad_id] for opts in row_opts for k in range(n_opts)]
-    o_ids, o_mask = _pad([o[:-1] for o in options], pad_id, left=False)
-    targets, _ = _pad([o[1:] for o in options], pad_id, left=False)
+    o_ids, o_mask = pad_batch([o[:-1] for o in options], pad_id, left=False)
+    targets, _ = pad_batch([o[1:] for o in options], pad_id, left=False)
     full_mask = torch.cat([mask.repeat_interleave(n_opts, 0), o_mask], dim=1)
     o_pos = lengths.repeat_interleave(n_opts)[:, None] + torch.arange(o_ids.shape[1])[None]
     hidden = body(

@@ -6,6 +6,21 @@ where the model uses one); later segments are appended without them.
 
 from __future__ import annotations
 
+import torch
+
 
 def encode_text(tokenizer, text: str, first: bool) -> list[int]:
     return tokenizer(text, add_special_tokens=first).input_ids
+
+
+def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of a batch, padded on the left or the right."""
+    width = max(max(len(s) for s in seqs), 1)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            where = slice(width - len(seq), width) if left else slice(0, len(seq))
+            ids[row, where] = torch.tensor(seq)
+            mask[row, where] = 1
+    return ids, mask

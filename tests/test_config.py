@@ -34,7 +34,7 @@ def test_default_config_is_valid():
         (lambda c: c["tasks"]["sst2"]["sizes"].pop("candidates"), "tasks.sst2.sizes: 'candidates' is a required property"),
         (lambda c: c["tasks"]["sst2"]["template"].update(querry="{input}"), "tasks.sst2.template: unknown key 'querry'; allowed keys: answer_prefix, demonstration"),
         (lambda c: c["models"].update({"bad/name": {"source": "x"}}), "models: 'bad/name' is not an allowed name"),
-        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_tokens=5), "tasks.gsm8k.generation: unknown key 'max_tokens'; allowed keys: max_new_tokens, stop"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_tokens=5), "tasks.gsm8k.generation: unknown key 'max_tokens'; allowed keys: max_new_tokens, min_new_tokens, stop"),
         (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_new_tokens=0), "tasks.gsm8k.generation.max_new_tokens: 0 is less than the minimum of 1"),
         (lambda c: c["tasks"]["gsm8k"]["generation"].update(stop=["\n\n", ""]), "tasks.gsm8k.generation.stop.1: '' should be non-empty"),
         (lambda c: c["tasks"]["gsm8k"]["hub"]["splits"].pop("test"), "tasks.gsm8k.hub.splits: 'test' is a required property"),
@@ -81,7 +81,7 @@ def test_generation_settings_default_to_the_separator():
     from demoscope.tasks import generation_settings
 
     task = copy.deepcopy(DEFAULT["tasks"]["gsm8k"])
-    assert generation_settings(task) == {"max_new_tokens": 128, "stop": ["\n\n", "\nQuestion:"]}
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 1, "stop": ["\n\n", "\nQuestion:"]}
     task.pop("generation")
     task["template"]["separator"] = "\n###\n"
-    assert generation_settings(task) == {"max_new_tokens": 128, "stop": ["\n###\n"]}
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 0, "stop": ["\n###\n"]}

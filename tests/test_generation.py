@@ -159,3 +159,21 @@ def test_gold_number_is_after_the_markers():
 )
 def test_exact_match_compares_numbers(output, gold, match):
     assert exact_match(output, gold) is match
+
+
+def test_min_new_tokens_holds_back_the_end_of_sequence(tiny_qwen2):
+    model, tok, _ = models.load(tiny_qwen2, "cpu", "float32")
+    prefixes, queries = encode(tok)
+    _, tokens = greedy_alone(model, tok, prefixes[2] + queries[0], 8, [])
+    model.generation_config.eos_token_id = tokens[0]  # the greedy first token now ends the sequence
+    pairs = [(2, 0), (0, 1)]
+    assert generate(model, tok, prefixes, queries, pairs, "cpu", 8, [], 4096, progress=False)[0] == ""
+    got = generate(model, tok, prefixes, queries, pairs, "cpu", 8, [], 4096, progress=False, min_new_tokens=3)
+    for text, (p, q) in zip(got, pairs):
+        ids = torch.tensor([prefixes[p] + queries[q]])
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8,
+                             min_new_tokens=3, pad_token_id=tok.pad_token_id)
+        new = out[0, ids.shape[1]:].tolist()
+        assert len(new) >= 3 and not set(new[:3]) & eos_ids(model, tok)
+        assert text == decode(tok, [t for t in new if t not in eos_ids(model, tok)])
+    assert got[0] != ""

@@ -52,6 +52,7 @@ def generate(
     stop: list[str],
     batch_tokens: int,
     progress: bool = True,
+    min_new_tokens: int = 0,
 ) -> list[str]:
     """The greedy continuation of prefixes[p] + queries[q] for each (p, q) in `pairs`, in pair order,
     with the first stop string and everything after it removed (and no end-of-sequence token).
@@ -60,7 +61,8 @@ def generate(
     Prefixes are encoded with `encode_text(..., first=True)`, queries (separator + query text)
     with `first=False`; a prefix may be empty, a query may not. A batch holds as many rows as
     fit `batch_tokens` counted as rows x (longest prefix + longest query + max_new_tokens),
-    the most its KV cache can hold.
+    the most its KV cache can hold. The end-of-sequence tokens cannot be chosen before
+    `min_new_tokens` tokens (as in `transformers`' `generate`).
     """
     if pairs is None:
         pairs = [(p, q) for p in range(len(prefixes)) for q in range(len(queries))]
@@ -87,7 +89,7 @@ def generate(
         rows = [pairs[i] for i in order[start:end]]
         outputs = _generate_batch(
             model, tokenizer, [prefixes[p] for p, _ in rows], [queries[q] for _, q in rows],
-            [p for p, _ in rows], device, max_new_tokens, stop, stops,
+            [p for p, _ in rows], device, max_new_tokens, stop, stops, min_new_tokens,
         )
         for i, text in zip(order[start:end], outputs):
             texts[i] = text
@@ -97,7 +99,8 @@ def generate(
     return texts
 
 
-def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, device, max_new_tokens, stop, stops):
+def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, device, max_new_tokens, stop, stops,
+                    min_new_tokens):
     pad = tokenizer.pad_token_id
     n = len(row_queries)
     distinct = list(dict.fromkeys(row_keys))
@@ -126,8 +129,13 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
     next_pos = (p_len + q_mask.sum(-1)).to(device)
     generated: list[list[int]] = [[] for _ in range(n)]
     active = list(range(n))  # batch row -> row of this call
+    banned = torch.tensor(sorted(stops), device=device)
+    step = 0
     while True:
+        if step < min_new_tokens:  # every active row has generated `step` tokens
+            logits[:, banned] = float("-inf")
         tokens = logits.argmax(-1)
+        step += 1
         keep = []
         for j, (row, token) in enumerate(zip(active, tokens.tolist())):
             if token in stops:

@@ -63,13 +63,15 @@ def score_quality(
 ) -> pl.DataFrame:
     """Per candidate: the quality metrics over every quality query.
 
-    `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop}.
+    `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop} and
+    may set min_new_tokens (`tasks.generation_settings`).
     """
     prefix_text = (template.instruction + template.separator) if template.instruction else ""
     prefixes = [encode_text(tokenizer, prefix_text + d, first=True) for d in candidates["demonstration"]]
     if kind == "generation":
         metrics = generation_metrics(model, tokenizer, template, prefixes, queries, device, batch_tokens,
-                                     generation["max_new_tokens"], generation["stop"], progress)
+                                     generation["max_new_tokens"], generation["stop"], progress,
+                                     generation.get("min_new_tokens", 0))
     else:
         q_ids, o_ids = encode_queries(tokenizer, template, queries)
         option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
@@ -86,7 +88,7 @@ def score_quality(
 
 def generation_metrics(
     model, tokenizer, template: Template, prefixes: list[list[int]], queries: pl.DataFrame, device: str,
-    batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True,
+    batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True, min_new_tokens: int = 0,
 ) -> dict[str, np.ndarray]:
     """Per-prefix metrics of a generation task.
 
@@ -96,7 +98,8 @@ def generation_metrics(
     as a continuation, scored like an option; `gold_logprob_norm`: per token.
     """
     q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
-    outputs = generate(model, tokenizer, prefixes, q_ids, None, device, max_new_tokens, stop, batch_tokens, progress)
+    outputs = generate(model, tokenizer, prefixes, q_ids, None, device, max_new_tokens, stop, batch_tokens, progress,
+                       min_new_tokens)
     golds = queries["answer"].to_list()
     correct = np.array([exact_match(text, golds[i % len(golds)]) for i, text in enumerate(outputs)], dtype=float)
     correct = correct.reshape(len(prefixes), len(golds))

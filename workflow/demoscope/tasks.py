@@ -44,8 +44,13 @@ def has_split(task: dict, split: str, data_dir: str | Path | None) -> bool:
 
 def generation_settings(task: dict) -> dict:
     """A generation task's decoding settings, defaults filled: at most `max_new_tokens` tokens,
-    cut before the first `stop` string, which defaults to the template's separator (the text
-    that would start the next example)."""
+    at least `min_new_tokens` before an end-of-sequence token, cut before the first `stop`
+    string, which defaults to the template's separator (the text that would start the next
+    example)."""
     block = task.get("generation") or {}
     separator = (task.get("template") or {}).get("separator", DEFAULT_TEMPLATE["separator"])
-    return {"max_new_tokens": block.get("max_new_tokens", MAX_NEW_TOKENS), "stop": list(block.get("stop", [separator]))}
+    return {
+        "max_new_tokens": block.get("max_new_tokens", MAX_NEW_TOKENS),
+        "min_new_tokens": block.get("min_new_tokens", 0),
+        "stop": list(block.get("stop", [separator])),
+    }

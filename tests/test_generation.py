@@ -42,7 +42,7 @@ def greedy_alone(model, tok, ids: list[int], max_new_tokens: int, stop: list[str
 
 
 @pytest.mark.parametrize("arch", ["tiny_llama", "tiny_qwen2"])
-@pytest.mark.parametrize("batch_tokens", [40, 4096])
+@pytest.mark.parametrize("batch_tokens", [60, 4096])
 def test_batched_generation_equals_one_prompt_at_a_time(arch, batch_tokens, request):
     model, tok, _ = models.load(request.getfixturevalue(arch), "cpu", "float32")
     prefixes, queries = encode(tok)

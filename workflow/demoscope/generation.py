@@ -60,8 +60,11 @@ def generate(
     `pairs=None` is the full grid, row-major: prefix 0 with every query, then prefix 1, ...
     Prefixes are encoded with `encode_text(..., first=True)`, queries (separator + query text)
     with `first=False`; a prefix may be empty, a query may not. A batch holds as many rows as
-    fit `batch_tokens` counted as rows x (longest prefix + longest query + max_new_tokens),
-    the most its KV cache can hold. The end-of-sequence tokens cannot be chosen before
+    fit `batch_tokens` counted as rows x (longest prefix + longest query), the padded tokens
+    of its prompt forward, as scoring counts them; decoding then adds at most
+    `max_new_tokens` per row to the KV cache, one token per row and step. Decoding is bound
+    by reading the weights once per step, so larger batches are faster, on a CPU too.
+    The end-of-sequence tokens cannot be chosen before
     `min_new_tokens` tokens (as in `transformers`' `generate`).
     """
     if pairs is None:
@@ -83,7 +86,7 @@ def generate(
         while end < len(order):
             p, q = pairs[order[end]]
             wide_p, wide_q = max(longest_p, len(prefixes[p])), max(longest_q, len(queries[q]))
-            if end > start and (end - start + 1) * (wide_p + wide_q + max_new_tokens) > batch_tokens:
+            if end > start and (end - start + 1) * (wide_p + wide_q) > batch_tokens:
                 break
             longest_p, longest_q, end = wide_p, wide_q, end + 1
         rows = [pairs[i] for i in order[start:end]]

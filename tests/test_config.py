@@ -34,6 +34,10 @@ def test_default_config_is_valid():
         (lambda c: c["tasks"]["sst2"]["sizes"].pop("candidates"), "tasks.sst2.sizes: 'candidates' is a required property"),
         (lambda c: c["tasks"]["sst2"]["template"].update(querry="{input}"), "tasks.sst2.template: unknown key 'querry'; allowed keys: answer_prefix, demonstration"),
         (lambda c: c["models"].update({"bad/name": {"source": "x"}}), "models: 'bad/name' is not an allowed name"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_tokens=5), "tasks.gsm8k.generation: unknown key 'max_tokens'; allowed keys: max_new_tokens, min_new_tokens, stop"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_new_tokens=0), "tasks.gsm8k.generation.max_new_tokens: 0 is less than the minimum of 1"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(stop=["\n\n", ""]), "tasks.gsm8k.generation.stop.1: '' should be non-empty"),
+        (lambda c: c["tasks"]["gsm8k"]["hub"]["splits"].pop("test"), "tasks.gsm8k.hub.splits: 'test' is a required property"),
     ],
 )
 def test_schema_errors_name_key_and_allowed_values(change, message):
@@ -54,6 +58,9 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
         (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (12)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
+        (lambda c: c["tasks"]["gsm8k"].update(kind="multiple_choice"), "tasks.gsm8k.local.format: 'gsm8k' records have no options; use kind `generation`"),
+        (lambda c: c["tasks"]["sst2"].update(kind="generation"), "tasks.sst2.hub.format: 'fields' has no numeric answers to generate; kind `generation` reads gsm8k"),
+        (lambda c: c["tasks"]["sst2"].update(generation={"max_new_tokens": 4}), "tasks.sst2.generation: only a task of kind `generation` generates (this one is classification)"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):
@@ -68,3 +75,13 @@ def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
     assert done.returncode != 0
     assert "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid" in done.stdout + done.stderr
     assert not (workdir / "results").exists()
+
+
+def test_generation_settings_default_to_the_separator():
+    from demoscope.tasks import generation_settings
+
+    task = copy.deepcopy(DEFAULT["tasks"]["gsm8k"])
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 1, "stop": ["\n\n", "\nQuestion:"]}
+    task.pop("generation")
+    task["template"]["separator"] = "\n###\n"
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 0, "stop": ["\n###\n"]}

@@ -76,3 +76,21 @@ def test_strategy_accuracy_bars_hook(tmp_path):
     assert_written(outputs(tmp_path, "strategies"))
     with pytest.raises(ValueError, match="ci_high"):
         figures.strategy_accuracy_bars(table.drop("ci_high"), "selection", outputs(tmp_path, "broken"))
+
+
+def test_figures_of_a_task_without_labels(tmp_path):
+    """Generation tasks (GSM8K) have no demonstration label: one group, named so, and no warning."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    row = {"feature": "mean", "layer": 1, "mask": "causal", "site": "mlp_out", "quality": "accuracy",
+           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4}
+    quality = pl.DataFrame({"label": [""] * 12, "accuracy": rng.uniform(size=12), "gold_logprob": -rng.uniform(size=12)})
+    assert list(figures.shown_labels(quality["label"].to_numpy())) == [figures.NO_LABEL] * 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.strongest_scatter(rng.normal(size=12), quality["accuracy"], quality["label"], row, "m / gsm8k",
+                                  outputs(tmp_path, "strongest"))
+        figures.quality_by_label(quality, ["accuracy", "gold_logprob"], "m / gsm8k", outputs(tmp_path, "quality"))
+    assert_written(outputs(tmp_path, "strongest"))
+    assert_written(outputs(tmp_path, "quality"))

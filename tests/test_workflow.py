@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 
@@ -110,6 +111,36 @@ def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
     assert set(table["site"]) == {"mlp_out", "resid"}
 
 
+def test_generation_task_end_to_end(llama_run, tiny_data):
+    """GSM8K has no dev split and no labels: its quality queries are held out of train, its
+    quality is exact match of generated answers, and every store, table and figure exists."""
+    workdir, config = llama_run
+    results = workdir / "results" / "tiny" / "gsm8k"
+    candidates = pl.read_parquet(results / "prompts" / "candidates.parquet")
+    queries = pl.read_parquet(results / "prompts" / "quality_queries.parquet")
+    tests = pl.read_parquet(results / "prompts" / "test_queries.parquet")
+    sizes = config["tasks"]["gsm8k"]["sizes"]
+    assert (candidates.height, queries.height, tests.height) == (sizes["candidates"], sizes["quality_queries"], 2)
+    assert not set(zip(candidates["input"], candidates["answer"])) & set(zip(queries["input"], queries["answer"]))
+    train = [json.loads(line)["question"] for line in (tiny_data / "gsm8k" / "train.jsonl").read_text().splitlines()]
+    assert set(queries["input"]) <= set(train) and set(candidates["input"]) <= set(train)
+    assert all(q.startswith("Question: Tom has") and q.endswith("\nAnswer:") for q in queries["query"])
+    assert all(a.rsplit("#### ", 1)[1].isdigit() for a in candidates["answer"])
+    quality = pl.read_parquet(results / "quality.parquet")
+    assert quality.height == sizes["candidates"] and set(quality["label"]) == {""}
+    assert quality["accuracy"].is_between(0, 1).all() and (quality["accuracy"] == quality["accuracy_norm"]).all()
+    assert (quality["gold_logprob"] < 0).all() and (quality["gold_logprob"] < quality["gold_logprob_norm"]).all()
+    log = (workdir / "results/logs/score_quality/tiny/gsm8k.log").read_text()
+    assert f"generated {sizes['candidates'] * sizes['quality_queries']} answers" in log
+    for mask, sites in config["dumps"].items():
+        for site in sites:
+            assert (results / "activations" / mask / f"{site}.zarr").is_dir()
+            rows = pl.read_parquet(results / "correlations" / mask / f"{site}.parquet")
+            assert set(rows["controls"]) == {"n_tokens"}
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    assert "| tiny | gsm8k | (none) |" in summary
+
+
 def planned_after_edit(workdir, path, old, new, *targets) -> dict[str, int]:
     """The dry-run plan with one edit made to a workspace file, which is restored afterwards."""
     original = path.read_text()
@@ -194,8 +225,9 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         write_config(workdir, config)
     # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
     # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
-    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1, "write_config": 1,
-                    "plot_rho_heatmap": 2, "plot_rho_by_layer": 2, "plot_strongest": 2, "all": 1}
+    n = len(config["tasks"])
+    assert jobs == {"dump_activations": n, "compute_features": n, "correlate": n, "report": 1, "write_config": 1,
+                    "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n, "all": 1}
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):
@@ -217,6 +249,8 @@ def test_real_embedded_model_on_real_data(tmp_path):
     config["data_dir"] = str(SHARED_DATA)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
+    config["tasks"]["gsm8k"]["sizes"] = {"candidates": 4, "quality_queries": 4}
+    config["tasks"]["gsm8k"]["generation"]["max_new_tokens"] = 48
     workdir = make_workspace(tmp_path, config)
     snakemake(workdir)
     model_dir = workdir / "resources" / "models" / "smollm2-135m"

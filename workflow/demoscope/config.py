@@ -83,6 +83,7 @@ def semantic_errors(config: dict) -> list[str]:
             missing = REQUIRED_FIELDS.get(key, set()) - fields
             if missing:
                 errors.append(f"tasks.{name}.template.{key}: must contain {', '.join('{' + f + '}' for f in sorted(missing))}")
+        errors.extend(_kind_errors(name, task))
         sizes = task.get("sizes") or {}
         if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
             errors.append(
@@ -90,6 +91,30 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
+    return errors
+
+
+# Generation reads a numeric final answer; only GSM8K records carry one, and they carry no options.
+GENERATIVE_FORMATS = {"gsm8k"}
+
+
+def _kind_errors(name: str, task: dict) -> list[str]:
+    """A task's kind against its record formats and its `generation` block."""
+    errors = []
+    kind = task.get("kind")
+    for source in ("local", "hub"):
+        fmt = (task.get(source) or {}).get("format")
+        if fmt is None:
+            continue
+        if kind == "generation" and fmt not in GENERATIVE_FORMATS:
+            errors.append(
+                f"tasks.{name}.{source}.format: {fmt!r} has no numeric answers to generate; "
+                f"kind `generation` reads {', '.join(sorted(GENERATIVE_FORMATS))}"
+            )
+        if kind != "generation" and fmt in GENERATIVE_FORMATS:
+            errors.append(f"tasks.{name}.{source}.format: {fmt!r} records have no options; use kind `generation`")
+    if "generation" in task and kind != "generation":
+        errors.append(f"tasks.{name}.generation: only a task of kind `generation` generates (this one is {kind})")
     return errors
 
 

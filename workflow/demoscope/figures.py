@@ -12,6 +12,7 @@ import polars as pl  # noqa: E402
 
 # Columns of the table `strategy_accuracy_bars` draws (the selection stage's output).
 STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
+NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 
 
 def save(fig, paths) -> None:
@@ -99,10 +100,16 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
     save(fig, paths)
 
 
+def shown_labels(labels) -> np.ndarray:
+    """Demonstration labels as text; generation tasks have none, shown as one group."""
+    labels = np.asarray(labels).astype(str)
+    return np.where(labels == "", NO_LABEL, labels)
+
+
 def strongest_scatter(x: np.ndarray, y: np.ndarray, labels, row: dict, title: str, paths) -> None:
     """The strongest feature (one layer, mask and site) against quality, one colour per
     demonstration label; `row` is its headline row (rho and interval go in the title)."""
-    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(labels).astype(str)
+    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), shown_labels(labels)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for label in np.unique(labels):
         chosen = labels == label
@@ -148,11 +155,12 @@ def massive_by_layer(features: pl.DataFrame, threshold: float, title: str, paths
 def quality_by_label(quality: pl.DataFrame, metrics: list[str], title: str, paths) -> None:
     """Each quality metric over the candidates, split by demonstration label: a box per label
     with every candidate as a jittered dot."""
-    labels = sorted(quality["label"].cast(pl.String).unique().to_list())
+    shown = shown_labels(quality["label"].cast(pl.String).to_numpy())
+    labels = sorted(set(shown))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 0.5, 3.6), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, metric in zip(axes[0], metrics):
-        groups = [quality.filter(pl.col("label").cast(pl.String) == label)[metric].to_numpy() for label in labels]
+        groups = [quality[metric].to_numpy()[shown == label] for label in labels]
         ax.boxplot(groups, tick_labels=labels, showfliers=False)
         for i, values in enumerate(groups, start=1):
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6)

@@ -72,7 +72,7 @@ def summary_sections(
         for (label,), part in q.group_by(["label"], maintain_order=True):
             by_label.append(
                 {
-                    "model": model, "task": task, "demo_label": label, "candidates": len(part),
+                    "model": model, "task": task, "demo_label": label or "(none)", "candidates": len(part),
                     "mean_accuracy": part["accuracy"].mean(), "mean_gold_logprob": part["gold_logprob"].mean(),
                 }
             )

@@ -16,7 +16,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
-from demoscope.tasks import local_files
+from demoscope.tasks import generation_settings, local_files
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
@@ -53,11 +53,21 @@ def canonical(value):
 
 
 def task_config(wildcards):
-    return canonical(config["tasks"][wildcards.task])
+    """What sampling and rendering read: decoding settings are left out, so changing them
+    reruns the quality scoring, not the prompts and every dump after them."""
+    task = config["tasks"][wildcards.task]
+    return canonical({key: value for key, value in task.items() if key != "generation"})
 
 
 def template_config(wildcards):
     return canonical(config["tasks"][wildcards.task].get("template", {}))
+
+
+def generation_config(wildcards):
+    """A generation task's decoding settings, defaults filled; empty for the other kinds, so
+    that only a generation task's scoring reruns when they change."""
+    task = config["tasks"][wildcards.task]
+    return canonical(generation_settings(task)) if task["kind"] == "generation" else {}
 
 
 def model_dir(wildcards):

@@ -132,7 +132,7 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
     next_pos = (p_len + q_mask.sum(-1)).to(device)
     generated: list[list[int]] = [[] for _ in range(n)]
     active = list(range(n))  # batch row -> row of this call
-    banned = torch.tensor(sorted(stops), device=device)
+    banned = torch.tensor(sorted(stops), dtype=torch.long, device=device)
     step = 0
     while True:
         if step < min_new_tokens:  # every active row has generated `step` tokens

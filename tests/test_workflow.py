@@ -14,6 +14,7 @@ import yaml
 from scipy import stats
 
 import browser
+from demoscope import models
 from demoscope.features import FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
@@ -255,6 +256,10 @@ def test_real_embedded_model_on_real_data(tmp_path):
     snakemake(workdir)
     model_dir = workdir / "resources" / "models" / "smollm2-135m"
     assert (model_dir / "model.safetensors").exists() and (model_dir / "tokenizer.json").exists()
+    # The prepared folder is a plain model directory: it serves as a model source of its own.
+    assert "quantization_config" not in json.loads((model_dir / "config.json").read_text())
+    models.prepare(str(model_dir), tmp_path / "again")
+    assert (tmp_path / "again" / "model.safetensors").exists()
     check_report(workdir, {**config, "_layers": 30})
     quality = pl.read_parquet(workdir / "results/smollm2-135m/sst2/quality.parquet")
     # SmolLM2 reads sentiment well above chance after one demonstration.

@@ -54,6 +54,7 @@ rule plot_strongest:
     input:
         headline="results/report/headline.csv",
         features=lambda wc: store_features(wc.model, wc.task),
+        sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
         quality="results/{model}/{task}/quality.parquet",
     output:
         png=report(

@@ -203,6 +203,8 @@ def test_features_of_a_hand_built_sae_match_a_manual_computation(tmp_path, skip_
     assert q["store_dead_fraction"] == pytest.approx((z[kept].sum(axis=0) == 0).mean())
     starts = ((x[offsets[:-1]] - mean) ** 2).sum()
     assert q["first_token_variance_share"] == pytest.approx(starts / ((x - mean) ** 2).sum(), rel=1e-5)
+    spread = np.sort(((x - mean)[kept] ** 2).sum(axis=1))
+    assert q["top_tokens_variance_share"] == pytest.approx(spread[-1] / spread.sum(), rel=1e-5)  # 1% of < 100 tokens: one
     assert (q["d_sae"], q["k"]) == (5, 2) and np.isnan(q["held_out_explained_variance"])
 
 

@@ -161,7 +161,9 @@ def sae_quality_section(quality: pl.DataFrame) -> tuple[str, str, pl.DataFrame |
         "`first_token_variance_share` is the share of that variance on each record's first token, the "
         "attention sink where massive activations sit: when `sae.skip_first` leaves those tokens out "
         "(the default) the explained variance is about the other tokens only; with them in, a large share "
-        "means the figure mostly says how well the SAE copies a few massive values."
+        "means the figure mostly says how well the SAE copies a few massive values. "
+        "`top_tokens_variance_share` is the share on the 1% of the lens's tokens that deviate most: large where "
+        "a few tokens carry massive activations, and then so is the explained variance."
     )
     if quality.is_empty():
         return "SAE quality", "The SAE lens is off (`sae.stores` is empty).", None

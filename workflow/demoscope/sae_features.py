@@ -47,6 +47,7 @@ def layer_features(
     sums = torch.zeros(4, n, dtype=torch.float64, device=device)  # tokens, error, baseline, active latents
     mass = torch.zeros(n, sae.d_sae, dtype=torch.float64, device=device)
     first_token_spread = 0.0
+    spreads = []  # each kept token's squared deviation from the mean: a few floats per token
     for first, last in store.blocks(block_tokens):
         x = torch.from_numpy(np.asarray(store.tokens(index, first, last), dtype=np.float32)).to(device)
         segment = torch.from_numpy(np.repeat(np.arange(first, last), np.diff(offsets[first : last + 1]))).to(device)
@@ -58,11 +59,13 @@ def layer_features(
             x, segment = x[keep], segment[keep]
         values, indices = sae.encode(x)
         x_hat = sae.decode(values, indices)
+        spread = (x - sae.mean).double().pow(2).sum(dim=1)
+        spreads.append(spread.cpu().numpy())
         per_token = torch.stack(
             [
                 torch.ones(len(x), dtype=torch.float64, device=device),
                 (x - x_hat).double().pow(2).sum(dim=1),
-                (x - sae.mean).double().pow(2).sum(dim=1),
+                spread,
                 (values > 0).double().sum(dim=1),
             ]
         )
@@ -86,6 +89,8 @@ def layer_features(
             "sae_task_cosine": cosine,
         }
     all_spread = baseline.sum() + (first_token_spread if skip_first else 0.0)
+    spreads = np.sort(np.concatenate(spreads))[::-1]
+    top_tokens = spreads[: max(1, len(spreads) // 100)].sum() / spreads.sum() if spreads.sum() > 0 else float("nan")
     quality = {
         "tokens": int(tokens.sum()),
         "explained_variance": 1 - error.sum() / baseline.sum() if baseline.sum() > 0 else float("nan"),
@@ -94,6 +99,9 @@ def layer_features(
         # The share of the variance (about the SAE's mean) on the segments' first tokens: an
         # attention sink's massive activations can make it most of the total.
         "first_token_variance_share": first_token_spread / all_spread if all_spread > 0 else float("nan"),
+        # The share on the 1% of the lens's tokens that deviate most: large where a few tokens
+        # (say, every " the") carry massive activations, and then so is the explained variance.
+        "top_tokens_variance_share": top_tokens,
     }
     return features, mean_vector, quality
 
@@ -141,6 +149,7 @@ def sae_features(
                 "store_l0": summary["l0"],
                 "store_dead_fraction": summary["dead_fraction"],
                 "first_token_variance_share": summary["first_token_variance_share"],
+                "top_tokens_variance_share": summary["top_tokens_variance_share"],
                 "store_tokens": summary["tokens"],
             }
         )

@@ -179,7 +179,7 @@ def sae_outputs(kind, model, task):
     ]
 
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
 
 
 def paper_outputs():

@@ -82,7 +82,6 @@ rule sae_features:
         "results/logs/sae_features/{model}/{task}/{mask}/{site}.log",
     conda:
         "../../envs/demoscope.yaml"
-    threads: COMPUTE["threads"]
     params:
         layers=SAE["layers"],
         top_latents=SAE["top_latents"],

@@ -39,6 +39,25 @@ def test_rho_figures(tmp_path):
     assert_written(outputs(tmp_path, "by_layer"))
 
 
+def test_sae_lens_figure(tmp_path):
+    from demoscope.lenses import lens_of
+
+    rng = np.random.default_rng(2)
+    raw = spearman_rows(rng)
+    sae = pl.DataFrame(
+        [{"mask": "causal", "site": "mlp_out", "feature": feature, "layer": layer, "quality": "accuracy",
+          "rho": float(rng.uniform(-0.6, 0.6)), "pvalue": 0.5, "padj": 0.5}
+         for feature in ("sae_nmse", "sae_l0") for layer in (1, 3)]
+    )
+    table = pl.concat([raw, sae], how="diagonal_relaxed")
+    table = table.with_columns(pl.col("feature").map_elements(lens_of, return_dtype=pl.String).alias("lens"))
+    figures.sae_lens(table, "accuracy", 0.33, "m / t", outputs(tmp_path, "sae"))
+    assert_written(outputs(tmp_path, "sae"))
+    # Without SAE rows the figure says the lens is off rather than failing.
+    figures.sae_lens(table.filter(pl.col("lens") != "sae"), "accuracy", 0.33, "m / t", outputs(tmp_path, "off"))
+    assert_written(outputs(tmp_path, "off"))
+
+
 def test_strongest_scatter(tmp_path):
     rng = np.random.default_rng(1)
     row = {"feature": "top1", "layer": 3, "mask": "causal", "site": "resid", "quality": "accuracy",

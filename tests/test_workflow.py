@@ -16,11 +16,13 @@ from scipy import stats
 import browser
 from demoscope import models
 from demoscope.features import FEATURES
+from demoscope.lenses import SAE_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
-FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive"}
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
+FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive",
+                "plot_sae_lens"}
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +40,20 @@ def check_report(workdir, config) -> pl.DataFrame:
     table = pl.read_csv(workdir / "results" / "report" / "spearman.csv")
     n_layers = config["_layers"]
     n_dumps = sum(len(sites) for sites in config["dumps"].values())
-    expected = (len(config["models"]) * len(config["tasks"]) * n_dumps
-                * len(FEATURES) * n_layers * len(config["report"]["quality_metrics"]))
+    n_metrics = len(config["report"]["quality_metrics"])
+    expected = len(config["models"]) * len(config["tasks"]) * n_dumps * len(FEATURES) * n_layers * n_metrics
+    sae = config["sae"]
+    expected += (len(config["models"]) * len(config["tasks"]) * len(sae["stores"])
+                 * len(SAE_FEATURES) * len(sae["layers"]) * n_metrics)
     assert table.height == expected
+    assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
+    assert set(table["lens"]) == {"moments", "massive", "sae"}
     assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites}
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
-    for (model, task, mask, site), part in table.group_by(["model", "task", "mask", "site"]):
-        features = pl.read_parquet(workdir / f"results/{model}/{task}/features/{mask}/{site}.parquet")
+    for (model, task, mask, site, lens), part in table.group_by(["model", "task", "mask", "site", "lens"]):
+        folder = "sae_features" if lens == "sae" else "features"
+        features = pl.read_parquet(workdir / f"results/{model}/{task}/{folder}/{mask}/{site}.parquet")
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):
             x = features.filter(pl.col("layer") == row["layer"])[row["feature"]].to_numpy()
@@ -69,7 +77,8 @@ def check_report(workdir, config) -> pl.DataFrame:
         assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
-                    "NaN correlations", "Quality by demonstration label", "Skipped records"):
+                    "NaN correlations", "Quality by demonstration label", "Largest |rho| per lens", "SAE quality",
+                    "Skipped records"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
     written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())
@@ -228,7 +237,41 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
     # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
     n = len(config["tasks"])
     assert jobs == {"dump_activations": n, "compute_features": n, "correlate": n, "report": 1, "write_config": 1,
-                    "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n, "all": 1}
+                    "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n, "plot_sae_lens": n, "all": 1}
+
+
+def test_changing_sae_settings_reruns_only_the_sae_lens(llama_run):
+    workdir, config = llama_run
+    for change in ({"k": 3}, {"lr": 0.001}, {"expansion": 3}):
+        try:
+            write_config(workdir, {**config, "sae": {**config["sae"], **change}})
+            jobs = planned_jobs(workdir)
+        finally:
+            write_config(workdir, config)
+        # One SAE per task and layer, one feature table and one correlation table per task; the
+        # pool, its dump and every other lens stay. The figures of rho read the report.
+        n = len(config["tasks"])
+        assert jobs == {"train_sae": n * len(config["sae"]["layers"]), "sae_features": n, "correlate_sae": n,
+                        "report": 1, "write_config": 1, "plot_rho_heatmap": n, "plot_rho_by_layer": n,
+                        "plot_strongest": n, "plot_sae_lens": n, "all": 1}, change
+    # How often a checkpoint is written does not change an SAE.
+    try:
+        write_config(workdir, {**config, "sae": {**config["sae"], "checkpoint_every": 7}})
+        assert set(planned_jobs(workdir)) <= {"write_config", "all"}
+    finally:
+        write_config(workdir, config)
+
+
+def test_a_layer_outside_the_model_stops_with_the_key_named(tmp_path, tiny_llama, tiny_data):
+    config = tiny_config(tiny_llama, tiny_data)
+    config["tasks"] = {"sst2": config["tasks"]["sst2"]}
+    config["dumps"] = {"causal": ["mlp_out"]}
+    config["sae"]["layers"] = [0, 5]
+    workdir = make_workspace(tmp_path, config)
+    done = snakemake(workdir, "results/tiny/sst2/sae/pool/causal/mlp_out.zarr", check=False)
+    assert done.returncode != 0
+    log = (workdir / "results/logs/dump_sae_pool/tiny/sst2/mlp_out.log").read_text()
+    assert "sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)" in log
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):

@@ -91,6 +91,27 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
+    return errors + sae_errors(config)
+
+
+def sae_errors(config: dict) -> list[str]:
+    """The SAE lens reads stores that are dumped, for tasks and models that exist."""
+    sae = config.get("sae") or {}
+    dumps = config.get("dumps") or {"causal": ["mlp_out"]}
+    errors = []
+    for i, pair in enumerate(sae.get("stores", [["causal", "mlp_out"]])):
+        mask, site = pair
+        if site not in (dumps.get(mask) or []):
+            errors.append(f"sae.stores.{i}: [{mask}, {site}] is not dumped; add {site} to dumps.{mask} or drop the pair")
+    for task in sae.get("tasks") or []:
+        if task not in (config.get("tasks") or {}):
+            errors.append(f"sae.tasks: {task!r} is not a task of this config")
+    for model in sae.get("pretrained") or {}:
+        if model not in (config.get("models") or {}):
+            errors.append(f"sae.pretrained: {model!r} is not a model of this config")
+    pool, held_out = sae.get("pool", 512), sae.get("held_out", 0.1)
+    if not 1 <= round(held_out * pool) < pool:
+        errors.append(f"sae.held_out: {held_out} of sae.pool {pool} records leaves no held-out or no training record")
     return errors
 
 

@@ -16,6 +16,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
+from demoscope.lenses import SAE_FEATURES
 from demoscope.tasks import generation_settings, local_files
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
@@ -25,6 +26,9 @@ DUMPS = [(mask, site) for mask, sites in config["dumps"].items() for site in sit
 MASKS = list(config["dumps"])
 SITES = sorted({site for _, site in DUMPS})
 COMPUTE = config["compute"]
+SAE = config["sae"]
+SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
+SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
 
 if DATA_DIR:
     for name in TASKS:
@@ -40,6 +44,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     mask="|".join(MASKS),
     site="|".join(SITES),
+    layer=r"\d+",
 
 
 def canonical(value):
@@ -134,10 +139,57 @@ def report_inputs():
         "skipped": expand(
             "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
         ),
+        "sae_correlations": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in sae_outputs("sae_correlations", model, task)
+        ],
+        "sae_quality": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in sae_outputs("sae_quality", model, task)
+        ],
     }
 
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+def sae_stores(model, task):
+    """The (mask, site) stores the SAE lens reads for one model and task (none when the
+    task is not in `sae.tasks`)."""
+    return SAE_STORES if task in SAE_TASKS else []
+
+
+def sae_directory(model, task, site, layer):
+    """A layer's SAE: the model's published weights when `sae.pretrained` names a folder for
+    it, else the one `train_sae` trains on this task's pool."""
+    if model in SAE["pretrained"]:
+        return f"{SAE['pretrained'][model]}/{site}/layer_{layer}"
+    return f"results/{model}/{task}/sae/{site}/layer_{layer}"
+
+
+def sae_directories(wildcards):
+    return [
+        sae_directory(wildcards.model, wildcards.task, wildcards.site, layer)
+        for layer in SAE["layers"]
+    ]
+
+
+def sae_training(wildcards):
+    """The settings that change a trained SAE (checkpoint_every does not)."""
+    keys = ["expansion", "k", "tied", "steps", "batch_tokens", "lr", "seed", "auxk", "skip_first"]
+    return canonical({key: SAE[key] for key in keys})
+
+
+def sae_outputs(kind, model, task):
+    """One SAE-lens table per store: kind is sae_features, sae_quality or sae_correlations."""
+    return [
+        f"results/{model}/{task}/{kind}/{mask}/{site}.parquet"
+        for mask, site in sae_stores(model, task)
+    ]
+
+
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
 
 
 def paper_outputs():

@@ -34,6 +34,9 @@ def test_default_config_is_valid():
         (lambda c: c["tasks"]["sst2"]["sizes"].pop("candidates"), "tasks.sst2.sizes: 'candidates' is a required property"),
         (lambda c: c["tasks"]["sst2"]["template"].update(querry="{input}"), "tasks.sst2.template: unknown key 'querry'; allowed keys: answer_prefix, demonstration"),
         (lambda c: c["models"].update({"bad/name": {"source": "x"}}), "models: 'bad/name' is not an allowed name"),
+        (lambda c: c["sae"].update(stores=[["causl", "mlp_out"]]), "sae.stores.0.0: 'causl' is not allowed; allowed: causal, instruction"),
+        (lambda c: c["sae"].update(k=0), "sae.k: 0 is less than the minimum of 1"),
+        (lambda c: c["sae"].update(layer=[1]), "sae: unknown key 'layer'; allowed keys: auxk, batch_tokens"),
     ],
 )
 def test_schema_errors_name_key_and_allowed_values(change, message):
@@ -54,6 +57,10 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
         (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (12)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
+        (lambda c: c["sae"].update(stores=[["packed", "resid"]]), "sae.stores.0: [packed, resid] is not dumped; add resid to dumps.packed or drop the pair"),
+        (lambda c: c["sae"].update(tasks=["boolq"]), "sae.tasks: 'boolq' is not a task of this config"),
+        (lambda c: c["sae"].update(pretrained={"llama": "/saes"}), "sae.pretrained: 'llama' is not a model of this config"),
+        (lambda c: c["sae"].update(pool=8, held_out=0.01), "sae.held_out: 0.01 of sae.pool 8 records leaves no held-out or no training record"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):

@@ -38,6 +38,9 @@ def test_default_config_is_valid():
         (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_new_tokens=0), "tasks.gsm8k.generation.max_new_tokens: 0 is less than the minimum of 1"),
         (lambda c: c["tasks"]["gsm8k"]["generation"].update(stop=["\n\n", ""]), "tasks.gsm8k.generation.stop.1: '' should be non-empty"),
         (lambda c: c["tasks"]["gsm8k"]["hub"]["splits"].pop("test"), "tasks.gsm8k.hub.splits: 'test' is a required property"),
+        (lambda c: c["sae"].update(stores=[["causl", "mlp_out"]]), "sae.stores.0.0: 'causl' is not allowed; allowed: causal, instruction"),
+        (lambda c: c["sae"].update(k=0), "sae.k: 0 is less than the minimum of 1"),
+        (lambda c: c["sae"].update(layer=[1]), "sae: unknown key 'layer'; allowed keys: auxk, batch_tokens"),
     ],
 )
 def test_schema_errors_name_key_and_allowed_values(change, message):
@@ -61,6 +64,10 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["gsm8k"].update(kind="multiple_choice"), "tasks.gsm8k.local.format: 'gsm8k' records have no options; use kind `generation`"),
         (lambda c: c["tasks"]["sst2"].update(kind="generation"), "tasks.sst2.hub.format: 'fields' has no numeric answers to generate; kind `generation` reads gsm8k"),
         (lambda c: c["tasks"]["sst2"].update(generation={"max_new_tokens": 4}), "tasks.sst2.generation: only a task of kind `generation` generates (this one is classification)"),
+        (lambda c: c["sae"].update(stores=[["packed", "resid"]]), "sae.stores.0: [packed, resid] is not dumped; add resid to dumps.packed or drop the pair"),
+        (lambda c: c["sae"].update(tasks=["boolq"]), "sae.tasks: 'boolq' is not a task of this config"),
+        (lambda c: c["sae"].update(pretrained={"llama": "/saes"}), "sae.pretrained: 'llama' is not a model of this config"),
+        (lambda c: c["sae"].update(pool=8, held_out=0.01), "sae.held_out: 0.01 of sae.pool 8 records leaves no held-out or no training record"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):

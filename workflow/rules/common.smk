@@ -177,7 +177,7 @@ def sae_directories(wildcards):
 
 def sae_training(wildcards):
     """The settings that change a trained SAE (checkpoint_every does not)."""
-    keys = ["expansion", "k", "tied", "steps", "batch_tokens", "lr", "seed", "auxk", "skip_first"]
+    keys = "expansion k tied steps batch_tokens lr seed auxk skip_first".split()
     return canonical({key: SAE[key] for key in keys})
 
 

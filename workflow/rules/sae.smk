@@ -20,7 +20,9 @@ rule sae_pool:
         bad_records=config["bad_records"],
         pool=SAE["pool"],
         held_out=SAE["held_out"],
-        code=code_hash("sae_pool", "records", "tasks", "templates", "sampling", "tokens"),
+        code=code_hash(
+            "sae_pool", "records", "tasks", "templates", "sampling", "tokens"
+        ),
     script:
         "../scripts/sae_pool.py"
 
@@ -110,6 +112,8 @@ rule correlate_sae:
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         features=list(SAE_FEATURES),
-        code=code_hash("rhotable", "correlate", "bootstrap", "partial", "lenses", "massive"),
+        code=code_hash(
+            "rhotable", "correlate", "bootstrap", "partial", "lenses", "massive"
+        ),
     script:
         "../scripts/correlate.py"

@@ -164,5 +164,6 @@ def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
     config["compute"]["batch_tokens"] = 256
     config["compute"]["chunk_tokens"] = 16
     # Tiny SAEs on the tiny model's first and last layers, from 20 of the 40 train records.
-    config["sae"].update(layers=[0, 2], expansion=2, k=4, pool=20, held_out=0.2, steps=20, batch_tokens=32, top_latents=3)
+    # Every task of a tiny config, so that a test may keep only some of them.
+    config["sae"].update(tasks=None, layers=[0, 2], expansion=2, k=4, pool=20, held_out=0.2, steps=20, batch_tokens=32, top_latents=3)
     return config

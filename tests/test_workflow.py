@@ -43,10 +43,12 @@ def check_report(workdir, config) -> pl.DataFrame:
     n_metrics = len(config["report"]["quality_metrics"])
     expected = len(config["models"]) * len(config["tasks"]) * n_dumps * len(FEATURES) * n_layers * n_metrics
     sae = config["sae"]
-    expected += (len(config["models"]) * len(config["tasks"]) * len(sae["stores"])
+    sae_tasks = sae.get("tasks") or list(config["tasks"])
+    expected += (len(config["models"]) * len(sae_tasks) * len(sae["stores"])
                  * len(SAE_FEATURES) * len(sae["layers"]) * n_metrics)
     assert table.height == expected
     assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
+    assert set(table.filter(pl.col("lens") == "sae")["task"]) == set(sae_tasks)
     assert set(table["lens"]) == {"moments", "massive", "sae"}
     assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites}
     assert set(table["task"]) == set(config["tasks"])

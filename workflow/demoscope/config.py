@@ -90,6 +90,39 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
+    return errors + selection_errors(config)
+
+
+def selection_errors(config: dict) -> list[str]:
+    """The selection block against the rest: stores that exist, metrics that are correlated,
+    k within every pool."""
+    errors = []
+    selection = config.get("selection") or {}
+    dumps = config.get("dumps") or {"causal": ["mlp_out"]}
+    k = selection.get("k", 4)
+    for name, task in (config.get("tasks") or {}).items():
+        candidates = (task.get("sizes") or {}).get("candidates") if isinstance(task, dict) else None
+        if isinstance(candidates, int) and k > candidates:
+            errors.append(f"selection.k: {k} is larger than tasks.{name}.sizes.candidates ({candidates})")
+    if "activation" not in selection.get("strategies", ["activation"]):
+        return errors
+    metrics = (config.get("report") or {}).get("quality_metrics", ["accuracy", "gold_logprob"])
+    best_metric = selection.get("best_layer_metric", "accuracy")
+    seen = set()
+    entries = selection.get("activation", [{"feature": "mean", "layer": "best", "mask": "causal", "site": "mlp_out"}])
+    for i, entry in enumerate(entries):
+        where = f"selection.activation.{i}"
+        if entry["site"] not in dumps.get(entry["mask"], []):
+            errors.append(f"{where}: {entry['mask']}/{entry['site']} is not dumped (add it under `dumps`)")
+        if entry["layer"] == "best" and best_metric not in metrics:
+            errors.append(
+                f"{where}: layer 'best' ranks layers by |rho| with selection.best_layer_metric ({best_metric}), "
+                f"which is not in report.quality_metrics ({', '.join(metrics)})"
+            )
+        key = tuple(entry.get(f, "moments") for f in ("feature", "layer", "mask", "site", "lens"))
+        if key in seen:
+            errors.append(f"{where}: repeats an earlier entry")
+        seen.add(key)
     return errors
 
 

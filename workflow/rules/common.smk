@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
+from demoscope.strategies import instances
 from demoscope.tasks import local_files
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
@@ -25,6 +27,25 @@ DUMPS = [(mask, site) for mask, sites in config["dumps"].items() for site in sit
 MASKS = list(config["dumps"])
 SITES = sorted({site for _, site in DUMPS})
 COMPUTE = config["compute"]
+SELECTION = config["selection"]
+# Strategy instance name -> its own settings (demoscope/strategies.py names them).
+STRATEGIES = instances(SELECTION)
+# The selection stage runs for the tasks that have test queries.
+SELECT_TASKS = [
+    t for t in TASKS if config["tasks"][t]["sizes"].get("test_queries", 0) > 0
+]
+# Where each activation lens keeps its per-candidate features and their quality correlations.
+LENS_TABLES = {"moments": ("features", "correlations")}
+
+for _i, _entry in enumerate(SELECTION["activation"]):
+    if (
+        "activation" in SELECTION["strategies"]
+        and _entry.get("lens", "moments") not in LENS_TABLES
+    ):
+        raise WorkflowError(
+            f"selection.activation.{_i}: lens {_entry['lens']!r} needs a stage this checkout does not have "
+            f"(lenses here: {', '.join(LENS_TABLES)})"
+        )
 
 if DATA_DIR:
     for name in TASKS:
@@ -40,6 +61,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     mask="|".join(MASKS),
     site="|".join(SITES),
+    strategy="|".join(re.escape(name) for name in STRATEGIES),
 
 
 def canonical(value):
@@ -110,8 +132,69 @@ def massive_features(wildcards):
     return f"results/{wildcards.model}/{wildcards.task}/features/{mask}/{site}.parquet"
 
 
+def balanced(task):
+    """The k demonstrations are label-balanced only for classification tasks."""
+    return (
+        SELECTION["label_balance"] and config["tasks"][task]["kind"] == "classification"
+    )
+
+
+def generation_settings(wildcards):
+    """Decoding settings of a generation task (None for the others)."""
+    task = config["tasks"][wildcards.task]
+    return (
+        canonical(task.get("generation", {})) if task["kind"] == "generation" else None
+    )
+
+
+def select_inputs(wildcards):
+    """Only the signals this strategy instance reads: adding a strategy never reruns another."""
+    spec = STRATEGIES[wildcards.strategy]
+    base = f"results/{wildcards.model}/{wildcards.task}"
+    inputs = {"candidates": f"{base}/prompts/candidates.parquet"}
+    kind = spec["kind"]
+    if kind == "activation":
+        features, correlations = LENS_TABLES[spec["lens"]]
+        inputs["features"] = f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
+        if spec["layer"] == "best":
+            inputs["correlations"] = (
+                f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
+            )
+    elif kind == "quality_oracle":
+        inputs["quality"] = f"{base}/quality.parquet"
+    elif kind in ("similarity", "diversity", "votek"):
+        inputs["embeddings"] = f"{base}/embeddings.parquet"
+    elif kind == "uncertainty":
+        inputs["zero_shot"] = f"{base}/zero_shot.parquet"
+    return inputs
+
+
+def select_params(wildcards):
+    spec = STRATEGIES[wildcards.strategy]
+    own = {**spec, "k": SELECTION["k"], "label_balance": balanced(wildcards.task)}
+    if spec["kind"] == "random":
+        own["run_seed"] = config["seed"]
+    return canonical(own)
+
+
+def evaluation_tables():
+    return [
+        f"results/{model}/{task}/evaluation/{strategy}.parquet"
+        for model in MODELS
+        for task in SELECT_TASKS
+        for strategy in STRATEGIES
+    ]
+
+
+def task_spearman_tables():
+    return expand(
+        "results/{model}/{task}/task_spearman.parquet", model=MODELS, task=SELECT_TASKS
+    )
+
+
 def report_inputs():
     return {
+        "task_spearman": task_spearman_tables(),
         "correlations": [
             f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
             for model in MODELS
@@ -130,9 +213,27 @@ def report_inputs():
 FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
 
 
+def selection_outputs():
+    """The selection stage's tables and figures (none when no task has test queries)."""
+    if not SELECT_TASKS:
+        return []
+    figures = expand(
+        "results/figures/strategies/{model}/{task}.{ext}",
+        model=MODELS,
+        task=SELECT_TASKS,
+        ext=["png", "pdf"],
+    )
+    return [
+        "results/report/strategies.csv",
+        "results/report/task_spearman.csv",
+        *(figures if STRATEGIES else []),
+    ]
+
+
 def paper_outputs():
     """Every table and figure of the paper."""
     return [
+        *selection_outputs(),
         "results/report/spearman.csv",
         "results/report/headline.csv",
         "results/report/summary.md",

@@ -8,7 +8,7 @@ import polars as pl
 
 from demoscope.headline import headline
 from demoscope.parquet import read_table, write_csv, write_parquet
-from demoscope.report import skipped_section, spearman_table, summary_sections, to_html, to_markdown
+from demoscope.report import skipped_section, spearman_table, summary_sections, task_section, to_html, to_markdown
 
 params = snakemake.params
 quality = {}
@@ -25,6 +25,11 @@ write_csv(table, snakemake.output.csv)
 write_parquet(table, snakemake.output.parquet)
 write_csv(top, snakemake.output.headline)
 skipped = {tuple(Path(p).parts[-4:-2]): read_table(p) for p in snakemake.input.skipped}
-sections = summary_sections(table, top, quality, params.alpha) + [skipped_section(skipped)]
+task_parts = [
+    read_table(p).with_columns(pl.lit(Path(p).parts[-3]).alias("model"), pl.lit(Path(p).parts[-2]).alias("task"))
+    for p in snakemake.input.task_spearman
+]
+task = task_section(pl.concat(task_parts) if task_parts else None, top)
+sections = summary_sections(table, top, quality, params.alpha) + [task, skipped_section(skipped)]
 Path(snakemake.output.summary).write_text(to_markdown(sections))
 Path(snakemake.output.html).write_text(to_html(sections))

@@ -26,7 +26,7 @@ CANDIDATES = pl.DataFrame(
         "input": ["Review: bad plot \nSentiment:", "Review: great film \nSentiment:",
                   "Review: dull story \nSentiment:", "Review: love music \nSentiment:"],
         "label": ["negative", "positive", "negative", "positive"],
-        "options": [["negative", "positive"]] * 4,
+        "options": [["negative", "positive"]] * 3 + [["negative", "positive", "great fine"]],
     }
 ).with_columns(
     pl.concat_str([pl.col("input"), pl.lit(" "), pl.col("label")]).alias("demonstration")
@@ -35,7 +35,8 @@ QUERIES = pl.DataFrame(
     {
         "query_id": [0, 1, 2],
         "query": ["Review: love story \nSentiment:", "Review: hate actor \nSentiment:", "Review: fine scene \nSentiment:"],
-        "options": [["negative", "positive", "great fine"]] * 3,  # a multi-token option too
+        # A multi-token option, and queries with different numbers of options.
+        "options": [["negative", "positive", "great fine"], ["negative", "positive"], ["negative", "positive", "great fine"]],
         "gold_index": [1, 0, 2],
         "answer": ["positive", "negative", "great fine"],
         "label": ["positive", "negative", "great fine"],
@@ -109,14 +110,14 @@ def test_one_shot_prompt_is_the_quality_prompt():
 def test_zero_shot_uncertainty_equals_hand_computation(llama):
     model, tok, _ = llama
     got = zero_shot_uncertainty(model, tok, TEMPLATE, CANDIDATES, "cpu", batch_tokens=64, generation=False)
-    for row, text in zip(got.iter_rows(named=True), CANDIDATES["input"]):
+    for row, text, options in zip(got.iter_rows(named=True), CANDIDATES["input"], CANDIDATES["options"]):
         ids = tok("Classify each review.\n\n" + text).input_ids
-        lp = np.array([naive_option_lp(model, ids, tok(" " + o, add_special_tokens=False).input_ids)
-                       for o in ("negative", "positive")])
+        lp = np.array([naive_option_lp(model, ids, tok(" " + o, add_special_tokens=False).input_ids) for o in options])
         p = np.exp(lp - lp.max())
         p /= p.sum()
         assert row["entropy"] == pytest.approx(-(p * np.log(p)).sum(), abs=1e-5)
-        assert row["uncertainty"] == pytest.approx(row["entropy"] / math.log(2), abs=1e-6)
+        assert row["n_options"] == len(options)
+        assert row["uncertainty"] == pytest.approx(row["entropy"] / math.log(len(options)), abs=1e-6)
     generated = zero_shot_uncertainty(model, tok, TEMPLATE, CANDIDATES, "cpu", batch_tokens=64, generation=True)
     for row, text in zip(generated.iter_rows(named=True), CANDIDATES["input"]):
         lp = full_logprobs(model, tok("Classify each review.\n\n" + text).input_ids)[-1]

@@ -35,7 +35,7 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def strategy_table(evaluations: list[tuple[dict, pl.DataFrame]], level: float = 0.95) -> pl.DataFrame:
     """`evaluations`: ({model, task, strategy (instance name), detail}, per-query evaluation).
-    One row per model x task x strategy (random seeds pooled), kinds in a fixed order."""
+    One row per model x task x strategy (random seeds pooled)."""
     runs = [
         {
             **keys,
@@ -69,17 +69,24 @@ def strategy_table(evaluations: list[tuple[dict, pl.DataFrame]], level: float = 
         )
     table = pl.DataFrame(rows)
     order = {kind: i for i, kind in enumerate(KINDS)}
+    # Kinds in a fixed order; within a kind, the order the instances came in (the config's).
     return (
-        table.with_columns(pl.col("kind").replace_strict(order, return_dtype=pl.Int64).alias("_order"))
-        .sort("model", "task", "_order", "strategy")
-        .drop("_order")
+        table.with_columns(
+            pl.col("kind").replace_strict(order, return_dtype=pl.Int64).alias("_kind"),
+            pl.int_range(pl.len()).alias("_first"),
+        )
+        .sort("model", "task", "_kind", "_first")
+        .drop("_kind", "_first")
     )
 
 
 def _grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Instances by (model, task, row), rows in order of first appearance, seeds ascending."""
     out: dict[tuple, list[dict]] = {}
-    for run in sorted(runs, key=lambda r: (r["model"], r["task"], r["strategy"])):
+    for run in runs:
         out.setdefault((run["model"], run["task"], run["group"]), []).append(run)
+    for members in out.values():
+        members.sort(key=lambda r: int(r["strategy"][len("random-s"):]) if r["group"] == "random" else 0)
     return out
 
 

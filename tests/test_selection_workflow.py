@@ -1,0 +1,149 @@
+"""The selection stage through Snakemake on the tiny Llama: every strategy, the task side, the
+report tables and figure, what an edit reruns, and that no selection depends on test labels."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from demoscope.features import FEATURES
+from demoscope.parquet import write_parquet
+from demoscope.strategies import instances
+
+from conftest import make_workspace, snakemake, tiny_config
+from test_workflow import planned_jobs, write_config
+
+pytestmark = pytest.mark.slow
+
+STRATEGY_ROWS = [
+    "random", "activation-mean-Lbest-causal-mlp_out-top", "activation-mean-Lbest-causal-mlp_out-bottom",
+    "quality_oracle", "similarity", "diversity", "uncertainty-most", "uncertainty-least", "votek",
+]
+TEST_QUERIES = 6
+
+
+def selection_config(model_dir, data_dir) -> dict:
+    config = tiny_config(model_dir, data_dir)
+    config["dumps"] = {"causal": ["mlp_out"]}
+    # One task keeps the test to about 45 jobs; multiple choice is covered by the unit tests.
+    config["tasks"] = {"sst2": config["tasks"]["sst2"]}
+    config["tasks"]["sst2"]["sizes"]["test_queries"] = TEST_QUERIES
+    config["selection"] = {
+        "k": 2,
+        "seeds": [0, 1],
+        "strategies": ["random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek"],
+        "activation": [{"feature": "mean", "layer": "best", "mask": "causal", "site": "mlp_out"}],
+        "task_sets": 5,
+        "votek": {"neighbours": 3, "rho": 10},
+    }
+    return config
+
+
+@pytest.fixture(scope="module")
+def selection_run(tmp_path_factory, tiny_llama, tiny_data):
+    config = selection_config(tiny_llama, tiny_data)
+    workdir = make_workspace(tmp_path_factory.mktemp("wf-selection"), config)
+    snakemake(workdir)
+    return workdir, config
+
+
+def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
+    workdir, config = selection_run
+    tasks = list(config["tasks"])
+    table = pl.read_csv(workdir / "results/report/strategies.csv")
+    for task in tasks:
+        part = table.filter(pl.col("task") == task)
+        assert part["strategy"].to_list() == STRATEGY_ROWS
+        assert (part["n_queries"] == TEST_QUERIES).all()
+        assert ((part["ci_low"] <= part["mean_accuracy"]) & (part["mean_accuracy"] <= part["ci_high"])).all()
+        assert part.filter(pl.col("strategy") == "random")["n_seeds"].to_list() == [2]
+        assert part.filter(pl.col("reference"))["strategy"].to_list() == ["quality_oracle"]
+        for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")):
+            assert (workdir / f"results/figures/strategies/tiny/{task}.{ext}").read_bytes()[: len(magic)] == magic
+    for task in tasks:
+        candidates = pl.read_parquet(workdir / f"results/tiny/{task}/prompts/candidates.parquet")
+        queries = pl.read_parquet(workdir / f"results/tiny/{task}/prompts/test_queries.parquet")
+        for name in instances(config["selection"]):
+            chosen = pl.read_parquet(workdir / f"results/tiny/{task}/selection/{name}.parquet")
+            evaluated = pl.read_parquet(workdir / f"results/tiny/{task}/evaluation/{name}.parquet")
+            assert evaluated["query_id"].to_list() == queries["query_id"].to_list()
+            assert (evaluated["shots"] == 2).all()
+            if name == "similarity":
+                assert sorted(chosen["query_id"].unique().to_list()) == queries["query_id"].to_list()
+            else:
+                assert (chosen["query_id"] == -1).all() and chosen.height == 2
+            if task == "sst2":  # classification: one demonstration of each label
+                for _, part in chosen.group_by("query_id"):
+                    labels = candidates.join(part, on="cand_id")["label"].sort().to_list()
+                    assert labels == ["negative", "positive"], (name, labels)
+    spearman = pl.read_csv(workdir / "results/report/task_spearman.csv")
+    assert spearman.height == len(tasks) * len(FEATURES) * 3 * 2  # tasks x features x layers x metrics
+    assert set(spearman["metric"]) == {"accuracy", "gold_logprob"} and (spearman["n"] <= 5).all()
+    sets = pl.read_parquet(workdir / "results/tiny/sst2/task_sets.parquet")
+    assert sets.height == 5 and sets["accuracy"].is_between(0, 1).all()
+    summary = (workdir / "results/report/summary.md").read_text()
+    assert "## Task performance" in summary and "quality_max_abs_rho" in summary
+
+
+def test_second_run_has_nothing_to_do(selection_run):
+    assert planned_jobs(selection_run[0]) == {}
+
+
+def planned_with(workdir, config, selection: dict) -> dict[str, int]:
+    try:
+        write_config(workdir, {**config, "selection": {**config["selection"], **selection}})
+        return planned_jobs(workdir)
+    finally:
+        write_config(workdir, config)
+
+
+REPORT_JOBS = {"report_selection": 1, "plot_strategies": 1, "write_config": 1, "all": 1}
+
+
+def test_adding_a_seed_reruns_only_its_own_jobs_and_the_report(selection_run):
+    workdir, config = selection_run
+    jobs = planned_with(workdir, config, {"seeds": [0, 1, 7]})
+    assert jobs == {"select": 1, "evaluate": 1, **REPORT_JOBS}
+
+
+def test_adding_a_strategy_reruns_only_its_own_jobs_and_the_report(selection_run):
+    workdir, config = selection_run
+    entry = {"feature": "variance", "layer": 1, "mask": "causal", "site": "mlp_out"}
+    jobs = planned_with(workdir, config, {"activation": config["selection"]["activation"] + [entry]})
+    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}  # top and bottom
+
+
+def file_hashes(paths) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_shuffled_test_labels_leave_every_selection_unchanged(selection_run, tmp_path):
+    workdir, config = selection_run
+    copy = tmp_path / "shuffled"
+    shutil.copytree(workdir, copy, symlinks=True)
+    rng = np.random.default_rng(0)
+    targets, before = [], {}
+    for task in config["tasks"]:
+        path = copy / f"results/tiny/{task}/prompts/test_queries.parquet"
+        queries = pl.read_parquet(path)
+        order = rng.permutation(queries.height)
+        while (queries["gold_index"].to_numpy()[order] == queries["gold_index"].to_numpy()).all():
+            order = rng.permutation(queries.height)
+        shuffled = queries.with_columns(*[queries[c].gather(order) for c in ("label", "answer", "gold_index")])
+        write_parquet(shuffled, path)
+        selections = sorted((copy / f"results/tiny/{task}/selection").glob("*.parquet"))
+        before.update({f"{task}/{k}": v for k, v in file_hashes(selections).items()})
+        targets += [str(p.relative_to(copy)) for p in selections]
+    # Only the embeddings (made from query text) and the selectors that read them are out of
+    # date; the others never read anything about the test queries.
+    assert planned_jobs(copy, *targets) == {"embed": 1, "select": 3}
+    snakemake(copy, *targets)
+    after = {}
+    for task in config["tasks"]:
+        selections = sorted((copy / f"results/tiny/{task}/selection").glob("*.parquet"))
+        after.update({f"{task}/{k}": v for k, v in file_hashes(selections).items()})
+    assert after == before

@@ -98,7 +98,8 @@ def select(
         by_id = quality.sort("cand_id")
         order = np.searchsorted(by_id["cand_id"].to_numpy(), cand_ids)
         score = by_id["accuracy"].to_numpy()[order].astype(float)
-        rows = selectors.top_k(score, k, labels, tiebreak=by_id["gold_logprob"].to_numpy()[order])
+        tiebreak = by_id["gold_logprob"].to_numpy()[order] if "gold_logprob" in by_id.columns else None
+        rows = selectors.top_k(score, k, labels, tiebreak=tiebreak)
         detail = "top 1-shot accuracy on the quality queries (ties: gold log-prob); an upper reference"
     elif kind == "uncertainty":
         by_id = zero_shot.sort("cand_id")

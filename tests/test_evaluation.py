@@ -235,3 +235,20 @@ def test_strategy_table_pools_random_seeds_and_marks_the_reference():
     assert oracle["reference"] and oracle["kind"] == "quality_oracle" and oracle["detail"] == "how quality_oracle"
     assert (oracle["ci_low"], oracle["ci_high"]) == pytest.approx(wilson(4, 4))
     assert not table.row(2, named=True)["reference"]
+
+
+def test_summary_task_section_sets_the_task_side_beside_the_quality_side():
+    from demoscope.report import task_section
+
+    top = pl.DataFrame({"model": ["m", "m"], "task": ["a", "b"], "max_abs_rho": [0.2, 0.3],
+                        "feature": ["mean", "top1"], "layer": [3, 4]})
+    heading, text, table = task_section(None, top)
+    assert heading == "Task performance" and table is None and "test_queries" in text
+    rows = pl.DataFrame({"model": ["m"] * 3, "task": ["a", "a", "b"], "mask": ["causal"] * 3, "site": ["mlp_out"] * 3,
+                         "feature": ["mean", "top1", "mean"], "layer": [1, 2, 1], "metric": ["accuracy"] * 3,
+                         "rho": [0.1, -0.6, np.nan], "pvalue": [0.5, 0.01, np.nan], "n": [16, 16, 16]})
+    _, _, table = task_section(rows, top)
+    a, b = table.row(0, named=True), table.row(1, named=True)
+    assert (a["task_max_abs_rho"], a["task_rho"], a["task_feature"], a["quality_max_abs_rho"]) == (0.6, -0.6, "top1", 0.2)
+    assert a["task_tests"] == 2 and a["task_nan"] == 0
+    assert b["task_max_abs_rho"] is None and b["task_nan"] == 1 and b["quality_max_abs_rho"] == 0.3

@@ -54,6 +54,10 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
         (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (12)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
+        (lambda c: c["selection"].update(k=50), "selection.k: 50 is larger than tasks.arc_challenge.sizes.candidates (48)"),
+        (lambda c: c["dumps"].update(causal=["mlp_out"]), "selection.activation.1: causal/resid is not dumped (add it under `dumps`)"),
+        (lambda c: c["selection"].update(best_layer_metric="accuracy_norm"), "selection.activation.0: layer 'best' ranks layers by |rho| with selection.best_layer_metric (accuracy_norm), which is not in report.quality_metrics (accuracy, gold_logprob)"),
+        (lambda c: c["selection"]["activation"].append(dict(c["selection"]["activation"][0])), "selection.activation.2: repeats an earlier entry"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):
@@ -68,3 +72,12 @@ def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
     assert done.returncode != 0
     assert "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid" in done.stdout + done.stderr
     assert not (workdir / "results").exists()
+
+
+def test_a_lens_without_its_stage_stops_planning(tmp_path):
+    config = edited(lambda c: c["selection"]["activation"][0].update(lens="sae"))
+    done = snakemake(make_workspace(tmp_path, config), "-n", check=False)
+    assert done.returncode != 0
+    assert "selection.activation.0: lens 'sae' needs a stage this checkout does not have (lenses here: moments)" in (
+        done.stdout + done.stderr
+    )

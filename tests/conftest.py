@@ -61,13 +61,31 @@ def mc_rows(n: int, seed: int, prefix: str) -> list[dict]:
     return rows
 
 
+def gsm8k_rows(n: int, seed: int) -> list[dict]:
+    """GSM8K as released: `question`, and an `answer` that works it out and ends in '#### N'."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b = rng.randint(2, 40), rng.randint(2, 40)
+        thing = rng.choice(WORDS)
+        question = f"Tom has {a} {thing} and gets {b} more. How many {thing} does he have?"
+        answer = f"He has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} {thing}.\n#### {a + b:,}"
+        rows.append({"question": question, "answer": answer})
+    return rows
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    """A data_dir laid out like the offline data: sst2 (DataICL) and arc_challenge (AI2)."""
+    """A data_dir laid out like the offline data: sst2 (DataICL), arc_challenge (AI2) and
+    gsm8k (train and test only, as released)."""
     root = tmp_path_factory.mktemp("data")
     for split, n, seed in (("train", 40, 1), ("dev", 20, 2), ("test", 20, 3)):
         write_jsonl(root / "sst2" / f"{split}.jsonl", sentiment_rows(n, seed))
         write_jsonl(root / "arc_challenge" / f"{split}.jsonl", mc_rows(n, seed, split))
+        if split != "dev":
+            write_jsonl(root / "gsm8k" / f"{split}.jsonl", gsm8k_rows(n, seed))
     return root
 
 
@@ -141,6 +159,11 @@ def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
     config["data_dir"] = str(data_dir)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
+    # No test queries: the selection stage is off here (tests/test_selection_workflow.py runs it).
+    config["tasks"]["gsm8k"]["sizes"] = {"candidates": 6, "quality_queries": 4, "test_queries": 0}
+    config["tasks"]["gsm8k"]["generation"]["max_new_tokens"] = 8
     config["compute"]["batch_tokens"] = 256
     config["compute"]["chunk_tokens"] = 16
+    # Tiny SAEs on the tiny model's first and last layers, from 20 of the 40 train records.
+    config["sae"].update(layers=[0, 2], expansion=2, k=4, pool=20, held_out=0.2, steps=20, batch_tokens=32, top_latents=3)
     return config

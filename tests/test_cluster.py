@@ -14,7 +14,9 @@ import yaml
 from conftest import REPO, make_workspace, mc_rows, sentiment_rows, write_jsonl
 
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-GPU_RULES = {"dump_activations", "score_quality", "embed", "zero_shot", "evaluate", "task_sets"}
+GPU_RULES = {
+    "dump_activations", "score_quality", "dump_sae_pool", "train_sae", "embed", "zero_shot", "evaluate", "task_sets",
+}
 # Planning must not reach the network: the hub libraries are told to stay offline, and
 # anything that still tries HTTP(S) meets a closed port and fails the dry run.
 OFFLINE = {

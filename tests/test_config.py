@@ -34,6 +34,10 @@ def test_default_config_is_valid():
         (lambda c: c["tasks"]["sst2"]["sizes"].pop("candidates"), "tasks.sst2.sizes: 'candidates' is a required property"),
         (lambda c: c["tasks"]["sst2"]["template"].update(querry="{input}"), "tasks.sst2.template: unknown key 'querry'; allowed keys: answer_prefix, demonstration"),
         (lambda c: c["models"].update({"bad/name": {"source": "x"}}), "models: 'bad/name' is not an allowed name"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_tokens=5), "tasks.gsm8k.generation: unknown key 'max_tokens'; allowed keys: max_new_tokens, min_new_tokens, stop"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(max_new_tokens=0), "tasks.gsm8k.generation.max_new_tokens: 0 is less than the minimum of 1"),
+        (lambda c: c["tasks"]["gsm8k"]["generation"].update(stop=["\n\n", ""]), "tasks.gsm8k.generation.stop.1: '' should be non-empty"),
+        (lambda c: c["tasks"]["gsm8k"]["hub"]["splits"].pop("test"), "tasks.gsm8k.hub.splits: 'test' is a required property"),
     ],
 )
 def test_schema_errors_name_key_and_allowed_values(change, message):
@@ -58,6 +62,11 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["dumps"].update(causal=["mlp_out"]), "selection.activation.1: causal/resid is not dumped (add it under `dumps`)"),
         (lambda c: c["selection"].update(best_layer_metric="accuracy_norm"), "selection.activation.0: layer 'best' ranks layers by |rho| with selection.best_layer_metric (accuracy_norm), which is not in report.quality_metrics (accuracy, gold_logprob)"),
         (lambda c: c["selection"]["activation"].append(dict(c["selection"]["activation"][0])), "selection.activation.2: repeats an earlier entry"),
+        (lambda c: c["selection"]["activation"][1].update(lens="sae"), "selection.activation.1: the SAE lens does not read causal/resid (add it to sae.stores)"),
+        (lambda c: (c["sae"].update(tasks=["sst2"]), c["selection"]["activation"][0].update(lens="sae")), "selection.activation.0: the SAE lens does not run on arc_challenge, gsm8k (sae.tasks)"),
+        (lambda c: c["tasks"]["gsm8k"].update(kind="multiple_choice"), "tasks.gsm8k.local.format: 'gsm8k' records have no options; use kind `generation`"),
+        (lambda c: c["tasks"]["sst2"].update(kind="generation"), "tasks.sst2.hub.format: 'fields' has no numeric answers to generate; kind `generation` reads gsm8k"),
+        (lambda c: c["tasks"]["sst2"].update(generation={"max_new_tokens": 4}), "tasks.sst2.generation: only a task of kind `generation` generates (this one is classification)"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):
@@ -74,10 +83,11 @@ def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
     assert not (workdir / "results").exists()
 
 
-def test_a_lens_without_its_stage_stops_planning(tmp_path):
-    config = edited(lambda c: c["selection"]["activation"][0].update(lens="sae"))
-    done = snakemake(make_workspace(tmp_path, config), "-n", check=False)
-    assert done.returncode != 0
-    assert "selection.activation.0: lens 'sae' needs a stage this checkout does not have (lenses here: moments)" in (
-        done.stdout + done.stderr
-    )
+def test_generation_settings_default_to_the_separator():
+    from demoscope.tasks import generation_settings
+
+    task = copy.deepcopy(DEFAULT["tasks"]["gsm8k"])
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 1, "stop": ["\n\n", "\nQuestion:"]}
+    task.pop("generation")
+    task["template"]["separator"] = "\n###\n"
+    assert generation_settings(task) == {"max_new_tokens": 128, "min_new_tokens": 0, "stop": ["\n###\n"]}

@@ -252,3 +252,28 @@ def test_summary_task_section_sets_the_task_side_beside_the_quality_side():
     assert (a["task_max_abs_rho"], a["task_rho"], a["task_feature"], a["quality_max_abs_rho"]) == (0.6, -0.6, "top1", 0.2)
     assert a["task_tests"] == 2 and a["task_nan"] == 0
     assert b["task_max_abs_rho"] is None and b["task_nan"] == 1 and b["quality_max_abs_rho"] == 0.3
+
+
+def test_generation_evaluation_decodes_each_prompt_alone(llama):
+    from demoscope.answers import exact_match
+    from demoscope.generation import generate
+
+    model, tok, _ = llama
+    template = Template.from_config({"demonstration": "Question: {input}\nAnswer:{answer_prefix}{answer}",
+                                     "query": "Question: {input}\nAnswer:"})
+    candidates = pl.DataFrame({"cand_id": [0, 1], "label": ["", ""],
+                               "demonstration": ["Question: rock gas?\nAnswer: 2 #### 2", "Question: sun?\nAnswer: 7 #### 7"]})
+    queries = pl.DataFrame({"query_id": [0, 1], "query": ["Question: water heat?\nAnswer:", "Question: light?\nAnswer:"],
+                            "answer": ["3 #### 3", "5 #### 5"]})
+    selection = pl.DataFrame([(0, 0, 1), (1, 0, 0), (1, 1, 1)], schema=["query_id", "position", "cand_id"], orient="row")
+    settings = {"max_new_tokens": 6, "min_new_tokens": 1, "stop": ["\n\n"]}
+    got = evaluate_selection(model, tok, template, candidates, queries, selection, "cpu", 128, generation=settings)
+    demos = candidates["demonstration"].to_list()
+    for row, ids in zip(got.iter_rows(named=True), ([1], [0, 1])):
+        prefix = tok(prefix_text(template, [demos[c] for c in ids])).input_ids
+        query = tok("\n\n" + queries["query"][row["query_id"]], add_special_tokens=False).input_ids
+        alone = generate(model, tok, [prefix], [query], None, "cpu", 6, ["\n\n"], 256, progress=False, min_new_tokens=1)[0]
+        answer = queries["answer"][row["query_id"]]
+        assert row["output"] == alone and row["correct"] == exact_match(alone, answer) and row["predicted"] == -1
+        gold = tok(" " + answer, add_special_tokens=False).input_ids
+        assert row["gold_logprob"] == pytest.approx(naive_option_lp(model, prefix + query, gold), abs=1e-4)

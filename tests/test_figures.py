@@ -39,6 +39,25 @@ def test_rho_figures(tmp_path):
     assert_written(outputs(tmp_path, "by_layer"))
 
 
+def test_sae_lens_figure(tmp_path):
+    from demoscope.lenses import lens_of
+
+    rng = np.random.default_rng(2)
+    raw = spearman_rows(rng)
+    sae = pl.DataFrame(
+        [{"mask": "causal", "site": "mlp_out", "feature": feature, "layer": layer, "quality": "accuracy",
+          "rho": float(rng.uniform(-0.6, 0.6)), "pvalue": 0.5, "padj": 0.5}
+         for feature in ("sae_nmse", "sae_l0") for layer in (1, 3)]
+    )
+    table = pl.concat([raw, sae], how="diagonal_relaxed")
+    table = table.with_columns(pl.col("feature").map_elements(lens_of, return_dtype=pl.String).alias("lens"))
+    figures.sae_lens(table, "accuracy", 0.33, "m / t", outputs(tmp_path, "sae"))
+    assert_written(outputs(tmp_path, "sae"))
+    # Without SAE rows the figure says the lens is off rather than failing.
+    figures.sae_lens(table.filter(pl.col("lens") != "sae"), "accuracy", 0.33, "m / t", outputs(tmp_path, "off"))
+    assert_written(outputs(tmp_path, "off"))
+
+
 def test_strongest_scatter(tmp_path):
     rng = np.random.default_rng(1)
     row = {"feature": "top1", "layer": 3, "mask": "causal", "site": "resid", "quality": "accuracy",
@@ -82,3 +101,21 @@ def test_strategy_accuracy_bars(tmp_path):
     assert_written(outputs(tmp_path, "reference"))
     with pytest.raises(ValueError, match="ci_high"):
         figures.strategy_accuracy_bars(table.drop("ci_high"), "selection", outputs(tmp_path, "broken"))
+
+
+def test_figures_of_a_task_without_labels(tmp_path):
+    """Generation tasks (GSM8K) have no demonstration label: one group, named so, and no warning."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    row = {"feature": "mean", "layer": 1, "mask": "causal", "site": "mlp_out", "quality": "accuracy",
+           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4}
+    quality = pl.DataFrame({"label": [""] * 12, "accuracy": rng.uniform(size=12), "gold_logprob": -rng.uniform(size=12)})
+    assert list(figures.shown_labels(quality["label"].to_numpy())) == [figures.NO_LABEL] * 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.strongest_scatter(rng.normal(size=12), quality["accuracy"], quality["label"], row, "m / gsm8k",
+                                  outputs(tmp_path, "strongest"))
+        figures.quality_by_label(quality, ["accuracy", "gold_logprob"], "m / gsm8k", outputs(tmp_path, "quality"))
+    assert_written(outputs(tmp_path, "strongest"))
+    assert_written(outputs(tmp_path, "quality"))

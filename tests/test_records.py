@@ -68,6 +68,17 @@ def test_missing_split_file_is_named(tmp_path):
         load_local_split(tmp_path, "dev", "dataicl")
 
 
+def test_a_task_may_lack_a_dev_split(tmp_path):
+    from demoscope.tasks import has_split
+
+    write_jsonl(tmp_path / "gsm8k" / "train.jsonl", [{"question": "1 + 1?", "answer": "2\n#### 2"}])
+    write_jsonl(tmp_path / "gsm8k" / "test.jsonl", [{"question": "2 + 2?", "answer": "4\n#### 4"}])
+    local = {"local": {"dir": "gsm8k", "format": "gsm8k"}}
+    assert [has_split(local, s, tmp_path) for s in ("train", "dev", "test")] == [True, False, True]
+    hub = {"hub": {"id": "openai/gsm8k", "format": "gsm8k", "splits": {"train": "train", "test": "test"}}}
+    assert [has_split(hub, s, None) for s in ("train", "dev", "test")] == [True, False, True]
+
+
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the offline data folder {SHARED_DATA} is not beside this checkout")
 @pytest.mark.parametrize(
     "task, fmt, counts",

@@ -56,3 +56,48 @@ def test_quality_queries_exclude_candidates_by_content_not_by_per_file_ids():
     # Every train record is a candidate, and dev ids 0..5 all repeat train ids: only the true
     # duplicate is left out.
     assert sorted(tables["quality_queries"]["input"]) == [f"dev {i}" for i in range(1, 6)]
+
+
+def test_excluding_more_records_replaces_only_those_drawn():
+    records = [Record(id=str(i), input=f"q{i}", answer="a") for i in range(40)]
+    before = balanced_sample(records, 10, seed=3)
+    dropped = {before[0].id, before[5].id, "39"}
+    after = balanced_sample(records, 10, seed=3, exclude=dropped)
+    assert not dropped & {r.id for r in after}
+    assert len({r.id for r in before} & {r.id for r in after}) == 8
+
+
+def gsm8k_like(n: int, name: str) -> list[Record]:
+    return [Record(id=str(i), input=f"{name} question {i}", answer=f"so\n#### {i}") for i in range(n)]
+
+
+def tables_without_dev(train, candidates: int, queries: int):
+    from types import SimpleNamespace
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.templates import Template
+
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    sizes = {"candidates": candidates, "quality_queries": queries, "test_queries": 3}
+    return build_prompt_tables({"train": train, "test": gsm8k_like(5, "test")}, Template.from_config(None), sizes, 0,
+                               tokenizer)
+
+
+def test_without_a_dev_split_quality_queries_are_held_out_of_train():
+    train = gsm8k_like(60, "train")
+    train.append(Record(id="60", input=train[7].input, answer=train[7].answer))  # a duplicate inside train
+    tables = tables_without_dev(train, 20, 6)
+    drawn = lambda name, key="input": set(tables[name][key])  # noqa: E731
+    assert len(drawn("quality_queries")) == 6 and drawn("quality_queries") <= {r.input for r in train}
+    assert not drawn("quality_queries") & drawn("candidates")  # disjoint by content, duplicates too
+    assert all(q.startswith("test") for q in tables["test_queries"]["input"])
+    assert (tables["quality_queries"]["gold_index"] == -1).all() and (tables["quality_queries"]["label"] == "").all()
+    # Changing the candidate count leaves the queries alone; more queries replace only the
+    # candidates they take.
+    assert set(tables_without_dev(train, 30, 6)["quality_queries"]["input"]) == drawn("quality_queries")
+    more = tables_without_dev(train, 20, 10)
+    assert set(more["quality_queries"]["input"]) > drawn("quality_queries")
+    kept = drawn("candidates") - set(more["quality_queries"]["input"])
+    assert kept <= set(more["candidates"]["input"]) and len(kept) < 20
+    with pytest.raises(ValueError, match="candidate pool .train, quality queries held out.: asked for 58"):
+        tables_without_dev(train, 58, 6)

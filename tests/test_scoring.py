@@ -8,6 +8,7 @@ import torch
 from demoscope import models
 from demoscope.quality import score_quality, summarise
 from demoscope.scoring import score_options
+from demoscope.records import Record
 from demoscope.templates import Template
 
 
@@ -68,3 +69,77 @@ def test_score_quality_matches_hand_computation(tiny_llama):
             gold_lp.append(scores[gold])
         assert row["accuracy"] == pytest.approx(np.mean(correct))
         assert row["gold_logprob"] == pytest.approx(np.mean(gold_lp), abs=1e-4)
+
+
+GSM_DEMO = "Solve it.\n\nQuestion: Tom has 3 apples and buys 4. How many?\nAnswer: 3 + 4 = <<3+4=7>>7\n#### 7"
+GSM_QUERIES = ["\n\nQuestion: A film has 2 scenes per reel and 5 reels. How many scenes?\nAnswer:",
+               "\n\nQuestion: What is 10 - 4?\nAnswer:"]
+GSM_SOLUTIONS = [" 2 * 5 = <<2*5=10>>10 scenes\n#### 10", " 10 - 4 = <<10-4=6>>6\n#### 6"]
+
+
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_qwen2"])
+def test_cached_prefix_gold_solution_scores_equal_full_prompt_scores(arch, request):
+    """Generation tasks score the whole worked solution, many tokens and lines, as one option."""
+    model, tok, _ = models.load(request.getfixturevalue(arch), "cpu", "float32")
+    prefixes = [tok(GSM_DEMO).input_ids, tok("Question: rock?\nAnswer: 1\n#### 1").input_ids]
+    queries = [tok(q, add_special_tokens=False).input_ids for q in GSM_QUERIES]
+    options = [[tok(s, add_special_tokens=False).input_ids] for s in GSM_SOLUTIONS]
+    assert min(len(o[0]) for o in options) > 10
+    got = score_options(model, prefixes, queries, options, "cpu", tok.pad_token_id, batch_tokens=64, progress=False)
+    assert got.shape == (2, 2, 1)
+    for p, prefix in enumerate(prefixes):
+        for q, query in enumerate(queries):
+            assert got[p, q, 0] == pytest.approx(naive_option_logprob(model, prefix + query, options[q][0]), abs=1e-4)
+
+
+def favour_digits(model, tok, digits="0123456789", bias=50.0):
+    """Add a large bias to the logits of some digit tokens: greedy outputs become numbers whose
+    digits the random weights still choose."""
+    head = model.get_output_embeddings()
+    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+    biased.weight.data.copy_(head.weight.data)
+    biased.bias.data.zero_()
+    for digit in digits:
+        (token,) = tok(digit, add_special_tokens=False).input_ids
+        biased.bias.data[token] = bias
+    model.set_output_embeddings(biased)
+
+
+def test_generation_quality_is_exact_match_of_the_greedy_output(tiny_llama):
+    from demoscope.answers import extract_number
+    from demoscope.generation import generate
+
+    model, tok, _ = models.load(tiny_llama, "cpu", "float32")
+    favour_digits(model, tok)
+    template = Template.from_config({"instruction": "Solve it.", "demonstration": "Question: {input}\nAnswer:{answer_prefix}{answer}",
+                                     "query": "Question: {input}\nAnswer:"})
+    demos = ["Question: Tom has 3 apples and buys 4. How many?\nAnswer: 3 + 4 = 7\n#### 7",
+             "Question: rock?\nAnswer: 1\n#### 1", "Question: sun earth heat?\nAnswer: 2 + 2\n#### 4"]
+    candidates = pl.DataFrame({"cand_id": [0, 1, 2], "label": ["", "", ""], "demonstration": demos})
+    questions = ["What is 10 - 4?", "A film has 2 scenes per reel and 5 reels. How many scenes?"]
+    prefixes = [tok("Solve it.\n\n" + d).input_ids for d in demos]
+    q_ids = [tok("\n\n" + template.query_text(Record(id="", input=q, answer=""))).input_ids for q in questions]
+    settings = {"max_new_tokens": 6, "stop": ["\n\n"]}
+    outputs = generate(model, tok, prefixes, q_ids, None, "cpu", 6, ["\n\n"], 4096, progress=False)
+    numbers = [extract_number(o) for o in outputs]
+    assert all(n is not None and len(n) == 6 for n in numbers) and len(set(numbers)) > 1
+    # Query 0's gold is candidate 0's greedy number, written with thousands commas; query 1's
+    # gold is a number no output has.
+    gold0 = f"{int(numbers[0]):,}"
+    queries = pl.DataFrame({"query": [template.query_text(Record(id="", input=q, answer="")) for q in questions],
+                            "answer": [f"10 - 4 = 6\n#### {gold0}", "2 * 5 = 10\n#### 10"],
+                            "options": [[], []], "gold_index": [-1, -1]}, schema_overrides={"options": pl.List(pl.String)})
+    got = score_quality(model, tok, template, candidates, queries, "cpu", 4096, kind="generation",
+                        generation=settings, progress=False)
+    expected = [np.mean([numbers[2 * c] == numbers[0], False]) for c in range(3)]
+    assert got["accuracy"].to_list() == expected and expected[0] == 0.5 and 0.0 in expected
+    assert got["accuracy_norm"].to_list() == expected
+    for row in got.iter_rows(named=True):
+        prefix = prefixes[row["cand_id"]]
+        lps, norms = [], []
+        for q, answer in zip(q_ids, queries["answer"]):
+            gold = tok(" " + answer, add_special_tokens=False).input_ids
+            lps.append(naive_option_logprob(model, prefix + q, gold))
+            norms.append(lps[-1] / len(gold))
+        assert row["gold_logprob"] == pytest.approx(np.mean(lps), abs=1e-4)
+        assert row["gold_logprob_norm"] == pytest.approx(np.mean(norms), abs=1e-4)

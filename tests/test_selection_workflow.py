@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from demoscope.answers import exact_match
 from demoscope.features import FEATURES
 from demoscope.parquet import write_parquet
 from demoscope.strategies import instances
@@ -23,18 +24,23 @@ STRATEGY_ROWS = [
     "random", "activation-mean-Lbest-causal-mlp_out-top", "activation-mean-Lbest-causal-mlp_out-bottom",
     "quality_oracle", "similarity", "diversity", "uncertainty-most", "uncertainty-least", "votek",
 ]
-TEST_QUERIES = 6
+TEST_QUERIES = {"sst2": 6, "gsm8k": 3}
 
 
 def selection_config(model_dir, data_dir) -> dict:
+    """Classification (SST-2) and generation (GSM8K); multiple choice is covered by the unit
+    tests. One seed, one store and no SAE lens keep the run to about 75 jobs."""
     config = tiny_config(model_dir, data_dir)
     config["dumps"] = {"causal": ["mlp_out"]}
-    # One task keeps the test to about 45 jobs; multiple choice is covered by the unit tests.
-    config["tasks"] = {"sst2": config["tasks"]["sst2"]}
-    config["tasks"]["sst2"]["sizes"]["test_queries"] = TEST_QUERIES
+    config["sae"]["stores"] = []
+    # Model jobs here are mostly start-up: one thread each lets two run at once.
+    config["compute"]["threads"] = 1
+    config["tasks"] = {task: config["tasks"][task] for task in TEST_QUERIES}
+    for task, n in TEST_QUERIES.items():
+        config["tasks"][task]["sizes"]["test_queries"] = n
     config["selection"] = {
         "k": 2,
-        "seeds": [0, 1],
+        "seeds": [0],
         "strategies": ["random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek"],
         "activation": [{"feature": "mean", "layer": "best", "mask": "causal", "site": "mlp_out"}],
         "task_sets": 5,
@@ -58,9 +64,9 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
     for task in tasks:
         part = table.filter(pl.col("task") == task)
         assert part["strategy"].to_list() == STRATEGY_ROWS
-        assert (part["n_queries"] == TEST_QUERIES).all()
+        assert (part["n_queries"] == TEST_QUERIES[task]).all()
         assert ((part["ci_low"] <= part["mean_accuracy"]) & (part["mean_accuracy"] <= part["ci_high"])).all()
-        assert part.filter(pl.col("strategy") == "random")["n_seeds"].to_list() == [2]
+        assert part.filter(pl.col("strategy") == "random")["n_seeds"].to_list() == [1]
         assert part.filter(pl.col("reference"))["strategy"].to_list() == ["quality_oracle"]
         for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")):
             assert (workdir / f"results/figures/strategies/tiny/{task}.{ext}").read_bytes()[: len(magic)] == magic
@@ -80,11 +86,20 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
                 for _, part in chosen.group_by("query_id"):
                     labels = candidates.join(part, on="cand_id")["label"].sort().to_list()
                     assert labels == ["negative", "positive"], (name, labels)
+            else:  # generation: greedy answers, scored by exact match of the final number
+                answers = dict(zip(queries["query_id"], queries["answer"]))
+                for row in evaluated.iter_rows(named=True):
+                    assert row["correct"] == exact_match(row["output"], answers[row["query_id"]])
+                    assert row["gold_logprob"] < 0
     spearman = pl.read_csv(workdir / "results/report/task_spearman.csv")
     assert spearman.height == len(tasks) * len(FEATURES) * 3 * 2  # tasks x features x layers x metrics
     assert set(spearman["metric"]) == {"accuracy", "gold_logprob"} and (spearman["n"] <= 5).all()
-    sets = pl.read_parquet(workdir / "results/tiny/sst2/task_sets.parquet")
-    assert sets.height == 5 and sets["accuracy"].is_between(0, 1).all()
+    assert set(spearman["lens"]) == {"moments", "massive"}
+    for task in tasks:
+        sets = pl.read_parquet(workdir / f"results/tiny/{task}/task_sets.parquet")
+        assert sets.height == 5 and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()
+    uncertainty = pl.read_parquet(workdir / "results/tiny/gsm8k/zero_shot.parquet")
+    assert (uncertainty["n_options"] == 0).all() and (uncertainty["uncertainty"] > 0).all()  # next-token entropy
     summary = (workdir / "results/report/summary.md").read_text()
     assert "## Task performance" in summary and "quality_max_abs_rho" in summary
 
@@ -101,20 +116,20 @@ def planned_with(workdir, config, selection: dict) -> dict[str, int]:
         write_config(workdir, config)
 
 
-REPORT_JOBS = {"report_selection": 1, "plot_strategies": 1, "write_config": 1, "all": 1}
+REPORT_JOBS = {"report_selection": 1, "plot_strategies": 2, "write_config": 1, "all": 1}
 
 
 def test_adding_a_seed_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
-    jobs = planned_with(workdir, config, {"seeds": [0, 1, 7]})
-    assert jobs == {"select": 1, "evaluate": 1, **REPORT_JOBS}
+    jobs = planned_with(workdir, config, {"seeds": config["selection"]["seeds"] + [7]})
+    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}
 
 
 def test_adding_a_strategy_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
     entry = {"feature": "variance", "layer": 1, "mask": "causal", "site": "mlp_out"}
     jobs = planned_with(workdir, config, {"activation": config["selection"]["activation"] + [entry]})
-    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}  # top and bottom
+    assert jobs == {"select": 4, "evaluate": 4, **REPORT_JOBS}  # top and bottom, per task
 
 
 def file_hashes(paths) -> dict[str, str]:
@@ -131,7 +146,7 @@ def test_shuffled_test_labels_leave_every_selection_unchanged(selection_run, tmp
         path = copy / f"results/tiny/{task}/prompts/test_queries.parquet"
         queries = pl.read_parquet(path)
         order = rng.permutation(queries.height)
-        while (queries["gold_index"].to_numpy()[order] == queries["gold_index"].to_numpy()).all():
+        while (queries["answer"].to_numpy()[order] == queries["answer"].to_numpy()).all():
             order = rng.permutation(queries.height)
         shuffled = queries.with_columns(*[queries[c].gather(order) for c in ("label", "answer", "gold_index")])
         write_parquet(shuffled, path)
@@ -140,10 +155,27 @@ def test_shuffled_test_labels_leave_every_selection_unchanged(selection_run, tmp
         targets += [str(p.relative_to(copy)) for p in selections]
     # Only the embeddings (made from query text) and the selectors that read them are out of
     # date; the others never read anything about the test queries.
-    assert planned_jobs(copy, *targets) == {"embed": 1, "select": 3}
+    assert planned_jobs(copy, *targets) == {"embed": 2, "select": 6}
     snakemake(copy, *targets)
     after = {}
     for task in config["tasks"]:
         selections = sorted((copy / f"results/tiny/{task}/selection").glob("*.parquet"))
         after.update({f"{task}/{k}": v for k, v in file_hashes(selections).items()})
     assert after == before
+
+
+def test_an_sae_lens_entry_selects_from_the_sae_tables(selection_run):
+    workdir, config = selection_run
+    entry = {"feature": "sae_l0", "layer": "best", "mask": "causal", "site": "mlp_out", "lens": "sae"}
+    edited = {**config, "sae": {**config["sae"], "stores": [["causal", "mlp_out"]]},
+              "selection": {**config["selection"], "activation": config["selection"]["activation"] + [entry]}}
+    target = "results/tiny/sst2/selection/activation-sae-sae_l0-Lbest-causal-mlp_out-top.parquet"
+    try:
+        write_config(workdir, edited)
+        done = snakemake(workdir, "-n", target)
+    finally:
+        write_config(workdir, config)
+    job = done.stdout.split("rule select:")[1].split("\n\n")[0]
+    assert "results/tiny/sst2/sae_features/causal/mlp_out.parquet" in job
+    assert "results/tiny/sst2/sae_correlations/causal/mlp_out.parquet" in job
+    assert "train_sae" in done.stdout

@@ -26,7 +26,7 @@ from slurm_cluster import PARTITION, Cluster, SlurmUnavailable, install
 
 pytestmark = pytest.mark.slow
 
-GPU_RULES = {"dump_activations", "score_quality"}
+GPU_RULES = {"dump_activations", "score_quality", "dump_sae_pool", "train_sae"}
 # Status polling for a cluster whose jobs take seconds: the plugin's defaults (first check
 # after 40 s, then 10 s more per check while nothing finishes) suit hour-long jobs. Without
 # an accounting database, job states come from squeue (finished jobs stay listed for MinJobAge).
@@ -69,6 +69,7 @@ def slurm_config(model_dir, data_dir) -> dict:
     config["tasks"] = {"sst2": config["tasks"]["sst2"]}
     config["dumps"] = {"causal": ["mlp_out"]}
     config["compute"].update(gpu=1, threads=1)
+    config["sae"]["layers"] = [0]  # one job per rule
     return config
 
 
@@ -160,13 +161,13 @@ def test_slurm_run_equals_local_run(tmp_path_factory, cluster, tiny_llama, tiny_
 
     # The local GPU limit of profiles/default (gpu=1) did not hold back submissions: both model
     # jobs were queued before either ended (the node has two GPUs and a core for each).
-    gpu_jobs = [by_rule[rule] for rule in sorted(GPU_RULES)]
+    gpu_jobs = [by_rule[rule] for rule in ("dump_activations", "score_quality")]
     assert max(job["SubmitTime"] for job in gpu_jobs) < min(job["EndTime"] for job in gpu_jobs), gpu_jobs
 
     # The same results, to the bit.
     base = "results/tiny/sst2"
     for table in ("prompts/candidates.parquet", "prompts/quality_queries.parquet", "quality.parquet",
-                  "features/causal/mlp_out.parquet"):
+                  "features/causal/mlp_out.parquet", "sae_features/causal/mlp_out.parquet"):
         assert_same_tables(local, remote, f"{base}/{table}")
     assert_same_tables(local, remote, "results/report/spearman.parquet")
     assert (local / "results/report/spearman.csv").read_text() == (remote / "results/report/spearman.csv").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 
@@ -13,12 +14,15 @@ import yaml
 from scipy import stats
 
 import browser
+from demoscope import models
 from demoscope.features import FEATURES
+from demoscope.lenses import SAE_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
-FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive"}
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
+FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive",
+                "plot_sae_lens"}
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +40,20 @@ def check_report(workdir, config) -> pl.DataFrame:
     table = pl.read_csv(workdir / "results" / "report" / "spearman.csv")
     n_layers = config["_layers"]
     n_dumps = sum(len(sites) for sites in config["dumps"].values())
-    expected = (len(config["models"]) * len(config["tasks"]) * n_dumps
-                * len(FEATURES) * n_layers * len(config["report"]["quality_metrics"]))
+    n_metrics = len(config["report"]["quality_metrics"])
+    expected = len(config["models"]) * len(config["tasks"]) * n_dumps * len(FEATURES) * n_layers * n_metrics
+    sae = config["sae"]
+    expected += (len(config["models"]) * len(config["tasks"]) * len(sae["stores"])
+                 * len(SAE_FEATURES) * len(sae["layers"]) * n_metrics)
     assert table.height == expected
+    assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
+    assert set(table["lens"]) == {"moments", "massive", "sae"}
     assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites}
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
-    for (model, task, mask, site), part in table.group_by(["model", "task", "mask", "site"]):
-        features = pl.read_parquet(workdir / f"results/{model}/{task}/features/{mask}/{site}.parquet")
+    for (model, task, mask, site, lens), part in table.group_by(["model", "task", "mask", "site", "lens"]):
+        folder = "sae_features" if lens == "sae" else "features"
+        features = pl.read_parquet(workdir / f"results/{model}/{task}/{folder}/{mask}/{site}.parquet")
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):
             x = features.filter(pl.col("layer") == row["layer"])[row["feature"]].to_numpy()
@@ -67,7 +77,8 @@ def check_report(workdir, config) -> pl.DataFrame:
         assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
     summary = (workdir / "results" / "report" / "summary.md").read_text()
     for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
-                    "NaN correlations", "Quality by demonstration label", "Skipped records"):
+                    "NaN correlations", "Quality by demonstration label", "Largest |rho| per lens", "SAE quality",
+                    "Skipped records"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
     written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())
@@ -108,6 +119,36 @@ def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
     snakemake(workdir)
     table = check_report(workdir, {**config, "_layers": 3})
     assert set(table["site"]) == {"mlp_out", "resid"}
+
+
+def test_generation_task_end_to_end(llama_run, tiny_data):
+    """GSM8K has no dev split and no labels: its quality queries are held out of train, its
+    quality is exact match of generated answers, and every store, table and figure exists."""
+    workdir, config = llama_run
+    results = workdir / "results" / "tiny" / "gsm8k"
+    candidates = pl.read_parquet(results / "prompts" / "candidates.parquet")
+    queries = pl.read_parquet(results / "prompts" / "quality_queries.parquet")
+    tests = pl.read_parquet(results / "prompts" / "test_queries.parquet")
+    sizes = config["tasks"]["gsm8k"]["sizes"]
+    assert (candidates.height, queries.height, tests.height) == (sizes["candidates"], sizes["quality_queries"], 0)
+    assert not set(zip(candidates["input"], candidates["answer"])) & set(zip(queries["input"], queries["answer"]))
+    train = [json.loads(line)["question"] for line in (tiny_data / "gsm8k" / "train.jsonl").read_text().splitlines()]
+    assert set(queries["input"]) <= set(train) and set(candidates["input"]) <= set(train)
+    assert all(q.startswith("Question: Tom has") and q.endswith("\nAnswer:") for q in queries["query"])
+    assert all(a.rsplit("#### ", 1)[1].isdigit() for a in candidates["answer"])
+    quality = pl.read_parquet(results / "quality.parquet")
+    assert quality.height == sizes["candidates"] and set(quality["label"]) == {""}
+    assert quality["accuracy"].is_between(0, 1).all() and (quality["accuracy"] == quality["accuracy_norm"]).all()
+    assert (quality["gold_logprob"] < 0).all() and (quality["gold_logprob"] < quality["gold_logprob_norm"]).all()
+    log = (workdir / "results/logs/score_quality/tiny/gsm8k.log").read_text()
+    assert f"generated {sizes['candidates'] * sizes['quality_queries']} answers" in log
+    for mask, sites in config["dumps"].items():
+        for site in sites:
+            assert (results / "activations" / mask / f"{site}.zarr").is_dir()
+            rows = pl.read_parquet(results / "correlations" / mask / f"{site}.parquet")
+            assert set(rows["controls"]) == {"n_tokens"}
+    summary = (workdir / "results" / "report" / "summary.md").read_text()
+    assert "| tiny | gsm8k | (none) |" in summary
 
 
 def planned_after_edit(workdir, path, old, new, *targets) -> dict[str, int]:
@@ -194,8 +235,43 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         write_config(workdir, config)
     # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
     # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
-    assert jobs == {"dump_activations": 2, "compute_features": 2, "correlate": 2, "report": 1, "write_config": 1,
-                    "plot_rho_heatmap": 2, "plot_rho_by_layer": 2, "plot_strongest": 2, "all": 1}
+    n = len(config["tasks"])
+    assert jobs == {"dump_activations": n, "compute_features": n, "correlate": n, "report": 1, "write_config": 1,
+                    "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n, "plot_sae_lens": n, "all": 1}
+
+
+def test_changing_sae_settings_reruns_only_the_sae_lens(llama_run):
+    workdir, config = llama_run
+    for change in ({"k": 3}, {"lr": 0.001}, {"expansion": 3}):
+        try:
+            write_config(workdir, {**config, "sae": {**config["sae"], **change}})
+            jobs = planned_jobs(workdir)
+        finally:
+            write_config(workdir, config)
+        # One SAE per task and layer, one feature table and one correlation table per task; the
+        # pool, its dump and every other lens stay. The figures of rho read the report.
+        n = len(config["tasks"])
+        assert jobs == {"train_sae": n * len(config["sae"]["layers"]), "sae_features": n, "correlate_sae": n,
+                        "report": 1, "write_config": 1, "plot_rho_heatmap": n, "plot_rho_by_layer": n,
+                        "plot_strongest": n, "plot_sae_lens": n, "all": 1}, change
+    # How often a checkpoint is written does not change an SAE.
+    try:
+        write_config(workdir, {**config, "sae": {**config["sae"], "checkpoint_every": 7}})
+        assert set(planned_jobs(workdir)) <= {"write_config", "all"}
+    finally:
+        write_config(workdir, config)
+
+
+def test_a_layer_outside_the_model_stops_with_the_key_named(tmp_path, tiny_llama, tiny_data):
+    config = tiny_config(tiny_llama, tiny_data)
+    config["tasks"] = {"sst2": config["tasks"]["sst2"]}
+    config["dumps"] = {"causal": ["mlp_out"]}
+    config["sae"]["layers"] = [0, 5]
+    workdir = make_workspace(tmp_path, config)
+    done = snakemake(workdir, "results/tiny/sst2/sae/pool/causal/mlp_out.zarr", check=False)
+    assert done.returncode != 0
+    log = (workdir / "results/logs/dump_sae_pool/tiny/sst2/mlp_out.log").read_text()
+    assert "sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)" in log
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):
@@ -217,10 +293,16 @@ def test_real_embedded_model_on_real_data(tmp_path):
     config["data_dir"] = str(SHARED_DATA)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
+    config["tasks"]["gsm8k"]["sizes"] = {"candidates": 4, "quality_queries": 4}
+    config["tasks"]["gsm8k"]["generation"]["max_new_tokens"] = 48
     workdir = make_workspace(tmp_path, config)
     snakemake(workdir)
     model_dir = workdir / "resources" / "models" / "smollm2-135m"
     assert (model_dir / "model.safetensors").exists() and (model_dir / "tokenizer.json").exists()
+    # The prepared folder is a plain model directory: it serves as a model source of its own.
+    assert "quantization_config" not in json.loads((model_dir / "config.json").read_text())
+    models.prepare(str(model_dir), tmp_path / "again")
+    assert (tmp_path / "again" / "model.safetensors").exists()
     check_report(workdir, {**config, "_layers": 30})
     quality = pl.read_parquet(workdir / "results/smollm2-135m/sst2/quality.parquet")
     # SmolLM2 reads sentiment well above chance after one demonstration.

@@ -28,7 +28,7 @@ from demoscope import masks  # noqa: E402
 from demoscope.prompts import build_prompt_tables  # noqa: E402
 from demoscope.quality import encode_queries  # noqa: E402
 from demoscope.sampling import balanced_head  # noqa: E402
-from demoscope.tasks import load_split  # noqa: E402
+from demoscope.tasks import has_split, load_split  # noqa: E402
 from demoscope.templates import Template  # noqa: E402
 from demoscope.tokens import encode_text  # noqa: E402
 
@@ -86,7 +86,7 @@ def padded(plan) -> int:
 
 def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, batch_tokens: int) -> dict:
     template = Template.from_config(task.get("template"))
-    splits = {s: load_split(task, s, data_dir) for s in ("train", "dev", "test")}
+    splits = {s: load_split(task, s, data_dir) for s in ("train", "dev", "test") if has_split(task, s, data_dir)}
     tables = build_prompt_tables(splits, template, task["sizes"], seed, tokenizer)
     demos = tables["candidates"]["demonstration"].to_list()
     quality = tables["quality_queries"]

@@ -27,7 +27,7 @@ from demoscope.dump import dump_activations  # noqa: E402
 from demoscope.features import compute_features  # noqa: E402
 from demoscope.prompts import build_prompt_tables  # noqa: E402
 from demoscope.store import open_store  # noqa: E402
-from demoscope.tasks import load_split  # noqa: E402
+from demoscope.tasks import has_split, load_split  # noqa: E402
 from demoscope.templates import Template  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     config = yaml.safe_load(Path(args.config).read_text())
     task = config["tasks"][args.task]
     model, tokenizer, device = models.load(args.model, "cpu", "float32")
-    splits = {s: load_split(task, s, args.data_dir) for s in ("train", "dev", "test")}
+    splits = {s: load_split(task, s, args.data_dir) for s in ("train", "dev", "test") if has_split(task, s, args.data_dir)}
     sizes = {**task["sizes"], "candidates": args.candidates, "quality_queries": 4, "test_queries": 0}
     demos = build_prompt_tables(splits, Template.from_config(task.get("template")), sizes, 0, tokenizer)["candidates"]
     result = {"model": args.model, "task": args.task, "candidates": args.candidates, "store_dtype": args.store_dtype}

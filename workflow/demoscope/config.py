@@ -83,6 +83,7 @@ def semantic_errors(config: dict) -> list[str]:
             missing = REQUIRED_FIELDS.get(key, set()) - fields
             if missing:
                 errors.append(f"tasks.{name}.template.{key}: must contain {', '.join('{' + f + '}' for f in sorted(missing))}")
+        errors.extend(_kind_errors(name, task))
         sizes = task.get("sizes") or {}
         if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
             errors.append(
@@ -90,7 +91,28 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
-    return errors + selection_errors(config)
+    return errors + sae_errors(config) + selection_errors(config)
+
+
+def sae_errors(config: dict) -> list[str]:
+    """The SAE lens reads stores that are dumped, for tasks and models that exist."""
+    sae = config.get("sae") or {}
+    dumps = config.get("dumps") or {"causal": ["mlp_out"]}
+    errors = []
+    for i, pair in enumerate(sae.get("stores", [["causal", "mlp_out"]])):
+        mask, site = pair
+        if site not in (dumps.get(mask) or []):
+            errors.append(f"sae.stores.{i}: [{mask}, {site}] is not dumped; add {site} to dumps.{mask} or drop the pair")
+    for task in sae.get("tasks") or []:
+        if task not in (config.get("tasks") or {}):
+            errors.append(f"sae.tasks: {task!r} is not a task of this config")
+    for model in sae.get("pretrained") or {}:
+        if model not in (config.get("models") or {}):
+            errors.append(f"sae.pretrained: {model!r} is not a model of this config")
+    pool, held_out = sae.get("pool", 512), sae.get("held_out", 0.1)
+    if not 1 <= round(held_out * pool) < pool:
+        errors.append(f"sae.held_out: {held_out} of sae.pool {pool} records leaves no held-out or no training record")
+    return errors
 
 
 def selection_errors(config: dict) -> list[str]:
@@ -114,6 +136,13 @@ def selection_errors(config: dict) -> list[str]:
         where = f"selection.activation.{i}"
         if entry["site"] not in dumps.get(entry["mask"], []):
             errors.append(f"{where}: {entry['mask']}/{entry['site']} is not dumped (add it under `dumps`)")
+        if entry.get("lens") == "sae":
+            sae = config.get("sae") or {}
+            if [entry["mask"], entry["site"]] not in [list(p) for p in sae.get("stores", [["causal", "mlp_out"]])]:
+                errors.append(f"{where}: the SAE lens does not read {entry['mask']}/{entry['site']} (add it to sae.stores)")
+            missing = sorted(set(config.get("tasks") or {}) - set(sae["tasks"])) if sae.get("tasks") is not None else []
+            if missing:
+                errors.append(f"{where}: the SAE lens does not run on {', '.join(missing)} (sae.tasks)")
         if entry["layer"] == "best" and best_metric not in metrics:
             errors.append(
                 f"{where}: layer 'best' ranks layers by |rho| with selection.best_layer_metric ({best_metric}), "
@@ -123,6 +152,30 @@ def selection_errors(config: dict) -> list[str]:
         if key in seen:
             errors.append(f"{where}: repeats an earlier entry")
         seen.add(key)
+    return errors
+
+
+# Generation reads a numeric final answer; only GSM8K records carry one, and they carry no options.
+GENERATIVE_FORMATS = {"gsm8k"}
+
+
+def _kind_errors(name: str, task: dict) -> list[str]:
+    """A task's kind against its record formats and its `generation` block."""
+    errors = []
+    kind = task.get("kind")
+    for source in ("local", "hub"):
+        fmt = (task.get(source) or {}).get("format")
+        if fmt is None:
+            continue
+        if kind == "generation" and fmt not in GENERATIVE_FORMATS:
+            errors.append(
+                f"tasks.{name}.{source}.format: {fmt!r} has no numeric answers to generate; "
+                f"kind `generation` reads {', '.join(sorted(GENERATIVE_FORMATS))}"
+            )
+        if kind != "generation" and fmt in GENERATIVE_FORMATS:
+            errors.append(f"tasks.{name}.{source}.format: {fmt!r} records have no options; use kind `generation`")
+    if "generation" in task and kind != "generation":
+        errors.append(f"tasks.{name}.generation: only a task of kind `generation` generates (this one is {kind})")
     return errors
 
 

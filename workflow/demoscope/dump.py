@@ -28,9 +28,11 @@ def dump_activations(
     batch_tokens: int = 4096,
     chunk_tokens: int = 256,
     attrs: dict | None = None,
+    layers: list[int] | None = None,
     **context,
 ) -> None:
-    """Write the `site` output of every decoder layer for every kept token.
+    """Write the `site` output of every decoder layer (or of `layers` only, in that order,
+    recorded as the store's `layers` attribute) for every kept token.
 
     A dump killed part-way leaves its partial store; running it again with the
     same inputs and settings continues after the last fully written batch.
@@ -39,7 +41,8 @@ def dump_activations(
     `separator` for `instruction`, `queries` and `separator` for `query`.
     """
     plan = masks.plan(mask, texts, tokenizer, batch_tokens, dtype=model.dtype, **context)
-    n_layers, hidden = len(decoder_layers(model)), model.config.hidden_size
+    chosen = list(range(len(decoder_layers(model)))) if layers is None else [int(layer) for layer in layers]
+    n_layers, hidden = len(chosen), model.config.hidden_size
     root, done = store.create(
         out_path,
         [len(s) for s in plan.segments],
@@ -54,6 +57,7 @@ def dump_activations(
             "package_version": __version__,
             "segments_per_candidate": plan.segments_per_candidate,
             "batch_tokens": batch_tokens,  # batching changes float rounding: part of the fingerprint
+            **({} if layers is None else {"layers": chosen}),
             **(attrs or {}),
         },
     )
@@ -71,7 +75,7 @@ def dump_activations(
 
     # One writer thread: the next batch runs while the last one is compressed and written
     # (zstd releases the GIL). At most one batch waits, so memory stays bounded.
-    with capture(model, site) as captured, ThreadPoolExecutor(max_workers=1) as writer:
+    with capture(model, site, None if layers is None else chosen) as captured, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
         for batch in tqdm(todo, desc=f"dump {mask}/{site}", file=sys.stderr):
             cache = None
@@ -87,7 +91,7 @@ def dump_activations(
                 use_cache=False,
             )
             keep = batch.keep.to(device)
-            block = torch.stack([captured[layer][keep] for layer in range(n_layers)])
+            block = torch.stack([captured[layer][keep] for layer in chosen])
             block = block.float().cpu().numpy().astype(store_dtype, copy=False)
             ids = batch.input_ids[batch.keep].numpy().astype(np.int32)
             if pending is not None:

@@ -6,7 +6,8 @@ each option is scored as the continuation `answer_prefix + option`; with k = 1 i
 the quality prompt. A set shared by every query is one prefix whose KV cache serves all the
 queries; per-query sets are one prefix per query, scored as (prefix, query) pairs, never as
 a grid. The prediction is the option with the highest summed log-prob (as `accuracy` in
-quality). Generation tasks decode greedily and compare the final answers (exact match).
+quality). Generation tasks decode greedily and compare the final numbers (exact match), and
+`gold_logprob` is the gold solution's summed log-prob, as in quality.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from .answers import exact_match
+from .generation import generate
 from .quality import encode_queries
 from .scoring import score_options
 from .templates import Template
@@ -35,10 +38,11 @@ def score_pairs(
     pairs: list[tuple[int, int]] | None, device: str, batch_tokens: int, generation: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """`correct`, `gold_logprob` and `predicted` for each (set, query) pair (None: the full
-    grid, sets x queries), and `output` (the decoded answer) for generation tasks."""
+    grid, sets x queries), and `output` (the decoded answer) for generation tasks, which pass
+    their decoding settings as `generation` (`tasks.generation_settings`; empty otherwise)."""
     prefixes = encode_prefixes(tokenizer, template, candidates, sets)
     shape = (len(sets), len(queries)) if pairs is None else (len(pairs),)
-    if generation is not None:
+    if generation:
         return _generate_pairs(model, tokenizer, template, prefixes, queries, pairs, device, batch_tokens, generation, shape)
     q_ids, o_ids = encode_queries(tokenizer, template, queries)
     lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, pairs=pairs)
@@ -54,20 +58,21 @@ def score_pairs(
 
 
 def _generate_pairs(model, tokenizer, template, prefixes, queries, pairs, device, batch_tokens, generation, shape):
-    from .answers import exact_match
-    from .generation import generate
-
+    """Greedy answers, their exact match with the gold final number, and the gold solution's
+    summed log-prob as a continuation (as quality scores a generation task)."""
     q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
     outputs = generate(
-        model, tokenizer, prefixes, q_ids, pairs, device, generation["max_new_tokens"], generation.get("stop"),
-        batch_tokens,
+        model, tokenizer, prefixes, q_ids, pairs, device, generation["max_new_tokens"], generation["stop"],
+        batch_tokens, min_new_tokens=generation.get("min_new_tokens", 0),
     )
     query_of = np.tile(np.arange(len(queries)), len(prefixes)) if pairs is None else np.array([q for _, q in pairs])
-    answers = queries["answer"].to_list()
-    correct = np.array([bool(exact_match(text, answers[q])) for text, q in zip(outputs, query_of)])
+    golds = queries["answer"].to_list()
+    correct = np.array([bool(exact_match(text, golds[q])) for text, q in zip(outputs, query_of)])
+    gold_ids = [[encode_text(tokenizer, template.answer_prefix + a, first=False)] for a in golds]
+    gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, pairs=pairs)
     return {
         "correct": correct.reshape(shape),
-        "gold_logprob": np.full(shape, np.nan),
+        "gold_logprob": gold_lp[..., 0].reshape(shape),
         "predicted": np.full(shape, -1),
         "output": np.array(outputs, dtype=object).reshape(shape),
     }

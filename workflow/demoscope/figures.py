@@ -12,6 +12,7 @@ import polars as pl  # noqa: E402
 
 # Columns `strategy_accuracy_bars` needs of the strategies table (results/report/strategies.csv).
 STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
+NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 
 
 def save(fig, paths) -> None:
@@ -99,10 +100,56 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
     save(fig, paths)
 
 
+def shown_labels(labels) -> np.ndarray:
+    """Demonstration labels as text; generation tasks have none, shown as one group."""
+    labels = np.asarray(labels).astype(str)
+    return np.where(labels == "", NO_LABEL, labels)
+
+
+def sae_lens(spearman: pl.DataFrame, quality: str, bound: float, title: str, paths) -> None:
+    """|rho| by layer of each SAE feature against the best moment and the best massive-activation
+    feature of the same store at each layer, one panel per store the SAE lens read: does the SAE
+    see what the raw lenses miss?"""
+    data = spearman.filter(pl.col("quality") == quality)
+    panels = data.filter(pl.col("lens") == "sae").select("mask", "site").unique().sort("mask", "site").rows()
+    if not panels:
+        message("The SAE lens is off (sae.stores is empty) or has no SAE layer.", title, paths)
+        return
+    fig, axes = _grid(len(panels), 4.2, 3.2, sharey=True)
+    colours = plt.get_cmap("tab10")
+    for ax, (mask, site) in zip(axes.flat, panels):
+        part = data.filter((pl.col("mask") == mask) & (pl.col("site") == site)).with_columns(
+            pl.col("rho").abs().alias("abs_rho")
+        )
+        for lens, style in (("moments", "-"), ("massive", ":")):
+            best = (
+                part.filter((pl.col("lens") == lens) & pl.col("abs_rho").is_not_nan())
+                .group_by("layer")
+                .agg(pl.col("abs_rho").max())
+                .sort("layer")
+            )
+            ax.plot(best["layer"], best["abs_rho"], style, color="grey", lw=1.2, label=f"best {lens} feature")
+        sae = part.filter(pl.col("lens") == "sae")
+        for i, feature in enumerate(sorted(sae["feature"].unique().to_list())):
+            line = sae.filter(pl.col("feature") == feature).sort("layer")
+            ax.plot(line["layer"], line["abs_rho"], "o-", color=colours(i), ms=5, lw=1, label=feature)
+        ax.axhline(bound, color="k", ls="--", lw=0.8)
+        ax.set_title(f"{mask} / {site}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer")
+        ax.set_ylabel(f"|rho| with {quality}")
+        ax.set_ylim(0, 1)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.suptitle(f"{title}  (dashed: bound {bound})", fontsize=10)
+    fig.tight_layout()
+    save(fig, paths)
+
+
 def strongest_scatter(x: np.ndarray, y: np.ndarray, labels, row: dict, title: str, paths) -> None:
     """The strongest feature (one layer, mask and site) against quality, one colour per
     demonstration label; `row` is its headline row (rho and interval go in the title)."""
-    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(labels).astype(str)
+    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), shown_labels(labels)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for label in np.unique(labels):
         chosen = labels == label
@@ -148,11 +195,12 @@ def massive_by_layer(features: pl.DataFrame, threshold: float, title: str, paths
 def quality_by_label(quality: pl.DataFrame, metrics: list[str], title: str, paths) -> None:
     """Each quality metric over the candidates, split by demonstration label: a box per label
     with every candidate as a jittered dot."""
-    labels = sorted(quality["label"].cast(pl.String).unique().to_list())
+    shown = shown_labels(quality["label"].cast(pl.String).to_numpy())
+    labels = sorted(set(shown))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 0.5, 3.6), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, metric in zip(axes[0], metrics):
-        groups = [quality.filter(pl.col("label").cast(pl.String) == label)[metric].to_numpy() for label in labels]
+        groups = [quality[metric].to_numpy()[shown == label] for label in labels]
         ax.boxplot(groups, tick_labels=labels, showfliers=False)
         for i, values in enumerate(groups, start=1):
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6)

@@ -8,6 +8,8 @@ directory once, so every later job loads in well under a second.
 
 from __future__ import annotations
 
+import copy
+
 import importlib.util
 import os
 import shutil
@@ -84,7 +86,12 @@ def _load_gguf(path: Path, dtype):
         raise ModelLoadError(f"GGUF file {path} does not exist")
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=dtype)
+    config = copy.deepcopy(loaded.config)
+    # The weights are dequantised now; a GGUF quantization entry left in config.json would make
+    # the prepared folder unloadable as a model source of its own.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.load_state_dict(loaded.state_dict())
     return model, tokenizer
 

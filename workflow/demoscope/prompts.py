@@ -33,17 +33,33 @@ def build_prompt_tables(
     """Candidates come from train, quality queries from dev, test queries from test.
 
     Each draw is label-balanced and seeded by (seed, split) so that changing
-    one size never reshuffles another set.
+    one size never reshuffles another set. A task without a dev split (`splits`
+    has no "dev", as for GSM8K) holds its quality queries out of train: they are
+    drawn first, with the seed a dev draw would use, and the candidates are then
+    drawn from train with every record equal to a query left out. So the queries
+    never depend on the candidate count, and more quality queries replace only
+    the candidates that became queries.
     """
-    candidates = balanced_sample(splits["train"], sizes["candidates"], seed, what="candidate pool (train)")
-    # No candidate is ever its own quality query. Examples are matched by content, not id:
-    # records without an id of their own (DataICL) are numbered per file, so ids repeat
-    # across splits and would exclude unrelated dev records.
-    drawn = {(r.input, r.answer) for r in candidates}
-    duplicates = {r.id for r in splits["dev"] if (r.input, r.answer) in drawn}
-    quality = balanced_sample(
-        splits["dev"], sizes["quality_queries"], seed + 1, exclude=duplicates, what="quality queries (dev)"
-    )
+    train, dev = splits["train"], splits.get("dev")
+    if dev is None:
+        quality = balanced_sample(
+            train, sizes["quality_queries"], seed + 1, what="quality queries (held out of train: the task has no dev split)"
+        )
+        held = {(r.input, r.answer) for r in quality}
+        held_ids = {r.id for r in train if (r.input, r.answer) in held}
+        candidates = balanced_sample(
+            train, sizes["candidates"], seed, exclude=held_ids, what="candidate pool (train, quality queries held out)"
+        )
+    else:
+        candidates = balanced_sample(train, sizes["candidates"], seed, what="candidate pool (train)")
+        # No candidate is ever its own quality query. Examples are matched by content, not id:
+        # records without an id of their own (DataICL) are numbered per file, so ids repeat
+        # across splits and would exclude unrelated dev records.
+        drawn = {(r.input, r.answer) for r in candidates}
+        duplicates = {r.id for r in dev if (r.input, r.answer) in drawn}
+        quality = balanced_sample(
+            dev, sizes["quality_queries"], seed + 1, exclude=duplicates, what="quality queries (dev)"
+        )
     tests = balanced_sample(splits["test"], sizes.get("test_queries", 0), seed + 2, what="test queries (test)")
     return {
         "candidates": _table(

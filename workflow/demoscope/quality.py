@@ -3,13 +3,19 @@
 This is the "OneShot" score of Chang & Jia (2023). Alongside accuracy we keep
 the mean log-prob of the gold answer as a smooth companion, and for options
 of several tokens both the summed and the length-normalised variants.
+For generation tasks (GSM8K) accuracy is the exact match of the greedy
+output's final number, and the gold answer is the whole worked solution.
 """
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import polars as pl
 
+from .answers import exact_match, extract_number, gold_number
+from .generation import generate
 from .scoring import score_options
 from .templates import Template
 from .tokens import encode_text
@@ -53,13 +59,23 @@ def option_lengths(o_ids: list[list[list[int]]], n_opts: int) -> np.ndarray:
 
 def score_quality(
     model, tokenizer, template: Template, candidates: pl.DataFrame, queries: pl.DataFrame, device: str,
-    batch_tokens: int,
+    batch_tokens: int, kind: str = "classification", generation: dict | None = None, progress: bool = True,
 ) -> pl.DataFrame:
+    """Per candidate: the quality metrics over every quality query.
+
+    `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop} and
+    may set min_new_tokens (`tasks.generation_settings`).
+    """
     prefix_text = (template.instruction + template.separator) if template.instruction else ""
     prefixes = [encode_text(tokenizer, prefix_text + d, first=True) for d in candidates["demonstration"]]
-    q_ids, o_ids = encode_queries(tokenizer, template, queries)
-    option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens)
-    metrics = summarise(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
+    if kind == "generation":
+        metrics = generation_metrics(model, tokenizer, template, prefixes, queries, device, batch_tokens,
+                                     generation["max_new_tokens"], generation["stop"], progress,
+                                     generation.get("min_new_tokens", 0))
+    else:
+        q_ids, o_ids = encode_queries(tokenizer, template, queries)
+        option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
+        metrics = summarise(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
     return pl.DataFrame(
         {
             "cand_id": candidates["cand_id"],
@@ -68,3 +84,44 @@ def score_quality(
             "n_queries": [len(queries)] * len(candidates),
         }
     )
+
+
+def generation_metrics(
+    model, tokenizer, template: Template, prefixes: list[list[int]], queries: pl.DataFrame, device: str,
+    batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True, min_new_tokens: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per-prefix metrics of a generation task.
+
+    `accuracy`: exact match of the greedy output's last number with the gold final number.
+    Exact match has no per-token form, so `accuracy_norm` is the same number.
+    `gold_logprob`: summed log-prob of the whole gold solution (answer_prefix + worked answer)
+    as a continuation, scored like an option; `gold_logprob_norm`: per token.
+    """
+    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
+    outputs = generate(model, tokenizer, prefixes, q_ids, None, device, max_new_tokens, stop, batch_tokens, progress,
+                       min_new_tokens)
+    golds = queries["answer"].to_list()
+    correct = np.array([exact_match(text, golds[i % len(golds)]) for i, text in enumerate(outputs)], dtype=float)
+    correct = correct.reshape(len(prefixes), len(golds))
+    report_outputs(outputs, golds)
+    gold_ids = [[encode_text(tokenizer, template.answer_prefix + a, first=False)] for a in golds]
+    gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, progress)[..., 0]
+    lengths = np.array([len(g[0]) for g in gold_ids], dtype=float)
+    return {
+        "accuracy": correct.mean(-1),
+        "accuracy_norm": correct.mean(-1),
+        "gold_logprob": gold_lp.mean(-1),
+        "gold_logprob_norm": (gold_lp / lengths[None]).mean(-1),
+    }
+
+
+def report_outputs(outputs: list[str], golds: list[str], shown: int = 4) -> None:
+    """How the model answers, for the job log: how often it writes '####' or no number at all,
+    and the first candidate's outputs next to the gold numbers."""
+    n = len(outputs)
+    marked = sum("####" in text for text in outputs)
+    bare = sum(extract_number(text) is None for text in outputs)
+    print(f"generated {n} answers: {marked} contain '####', {bare} contain no number", file=sys.stderr)
+    for i, text in enumerate(outputs[:shown]):
+        gold = golds[i % len(golds)]
+        print(f"  output {i}: {text!r} -> {extract_number(text)} (gold {gold_number(gold)})", file=sys.stderr)

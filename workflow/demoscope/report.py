@@ -8,18 +8,22 @@ import re
 import polars as pl
 
 from .fdr import with_adjusted
+from .lenses import lens_of
 
 KEYS = ["model", "task", "mask", "site"]
 
 
 def spearman_table(parts: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
-    """The stores' rho rows, each tagged with its model/task/mask/site, with BH-adjusted
-    p-values over the whole run: `padj` for rho, `partial_padj` for the partial rho."""
+    """The stores' rho rows, each tagged with its model/task/mask/site and the feature's lens
+    (moments, massive, sae), with BH-adjusted p-values over the whole run: `padj` for rho,
+    `partial_padj` for the partial rho."""
     tables = [rows.with_columns(*[pl.lit(keys[k]).alias(k) for k in KEYS]) for keys, rows in parts]
     table = pl.concat(tables).sort(KEYS + ["quality", "feature", "layer"])
+    lenses = {feature: lens_of(feature) for feature in table["feature"].unique().to_list()}
+    table = table.with_columns(pl.col("feature").replace_strict(lenses, return_dtype=pl.String).alias("lens"))
     table = with_adjusted(table, "pvalue", "padj")
     table = with_adjusted(table, "partial_pvalue", "partial_padj")
-    first = KEYS + ["feature", "layer", "quality", "rho", "ci_low", "ci_high", "pvalue", "padj", "n"]
+    first = KEYS + ["lens", "feature", "layer", "quality", "rho", "ci_low", "ci_high", "pvalue", "padj", "n"]
     return table.select(first + [c for c in table.columns if c not in first])
 
 
@@ -72,7 +76,7 @@ def summary_sections(
         for (label,), part in q.group_by(["label"], maintain_order=True):
             by_label.append(
                 {
-                    "model": model, "task": task, "demo_label": label, "candidates": len(part),
+                    "model": model, "task": task, "demo_label": label or "(none)", "candidates": len(part),
                     "mean_accuracy": part["accuracy"].mean(), "mean_gold_logprob": part["gold_logprob"].mean(),
                 }
             )
@@ -107,6 +111,63 @@ def summary_sections(
             pl.DataFrame(by_label).sort("model", "task", "demo_label"),
         ),
     ]
+
+
+def lens_section(spearman: pl.DataFrame, alpha: float) -> tuple[str, str, pl.DataFrame]:
+    """The largest |rho| of each lens per model, task and quality metric, over all its tests and
+    over the layers the SAE lens covers, so that the lenses meet on the same layers."""
+    sae_layers = spearman.filter(pl.col("lens") == "sae")["layer"].unique().to_list()
+    ranked = spearman.with_columns(pl.col("rho").abs().alias("abs_rho")).filter(pl.col("abs_rho").is_not_nan())
+    keys = ["model", "task", "lens", "quality"]
+    best = (
+        ranked.sort("abs_rho", descending=True, maintain_order=True)
+        .group_by(keys, maintain_order=True)
+        .agg(
+            pl.col("abs_rho").first().alias("max_abs_rho"),
+            pl.col("feature").first(),
+            pl.col("layer").first(),
+            pl.col("mask").first(),
+            pl.col("site").first(),
+            pl.col("abs_rho").median().alias("median_abs_rho"),
+            pl.len().alias("defined"),
+            (pl.col("padj") < alpha).sum().alias("significant"),
+        )
+    )
+    same = (
+        ranked.filter(pl.col("layer").is_in(sae_layers))
+        .group_by(keys)
+        .agg(pl.col("abs_rho").max().alias("max_abs_rho_sae_layers"))
+    )
+    table = best.join(same, on=keys, how="left").sort(keys)
+    text = (
+        "The largest |rho| of each lens (moments, including `n_tokens`; massive activations; the sparse "
+        "autoencoder), with where it came from; `defined` counts its tests with a defined rho and "
+        "`significant` those with padj < "
+        f"{alpha}. A lens with more tests has more chances at a large maximum: `max_abs_rho_sae_layers` "
+        f"is the same maximum over the layers the SAE lens covers ({', '.join(map(str, sorted(sae_layers))) or 'none'}) "
+        "and the stores of every lens."
+    )
+    return "Largest |rho| per lens", text, table
+
+
+def sae_quality_section(quality: pl.DataFrame) -> tuple[str, str, pl.DataFrame | None]:
+    """Each SAE's quality next to its correlations: a weak SAE's features say little."""
+    text = (
+        "Each layer's SAE: dictionary size `d_sae`, active latents `k`; the explained variance of the "
+        "held-out pool tokens and the fraction of latents that fire on no training token (from training; "
+        "NaN for published weights that do not carry them); and, on the tokens of the store the lens read, "
+        "the explained variance, mean L0 (latents > 0 per token) and the fraction of latents that never "
+        "fire. Explained variance is 1 - sum |x - x_hat|^2 / sum |x - mean|^2 over tokens. "
+        "`first_token_variance_share` is the share of that variance on each record's first token, the "
+        "attention sink where massive activations sit: when `sae.skip_first` leaves those tokens out "
+        "(the default) the explained variance is about the other tokens only; with them in, a large share "
+        "means the figure mostly says how well the SAE copies a few massive values. "
+        "`top_tokens_variance_share` is the share on the 1% of the lens's tokens that deviate most: large where "
+        "a few tokens carry massive activations, and then so is the explained variance."
+    )
+    if quality.is_empty():
+        return "SAE quality", "The SAE lens is off (`sae.stores` is empty).", None
+    return "SAE quality", text, quality.sort("model", "task", "mask", "site", "layer")
 
 
 def to_markdown(sections, title: str = "demoscope summary") -> str:

@@ -15,15 +15,17 @@ def balanced_sample(
 ) -> list[Record]:
     """Draw n records with labels as equal in count as n allows.
 
-    The result depends only on the records, n and seed; `allocate` says how
-    many of each label are drawn.
+    The result depends only on the records, n, seed and `exclude`; `allocate` says
+    how many of each label are drawn. Without exclusions, a larger n extends each
+    label's draw (the order of the result is shuffled anew).
     Records without a label (generation) are sampled uniformly.
     """
     rng = np.random.default_rng(seed)
-    by_label: dict[str, list[Record]] = defaultdict(list)
+    every: dict[str, list[Record]] = defaultdict(list)
     for record in records:
-        if record.id not in exclude:
-            by_label[record.label].append(record)
+        every[record.label].append(record)
+    by_label = {label: [r for r in pool if r.id not in exclude] for label, pool in every.items()}
+    by_label = {label: pool for label, pool in by_label.items() if pool}
     labels = sorted(by_label)
     if not labels:
         raise ValueError(f"{what}: no records to sample from")
@@ -33,8 +35,11 @@ def balanced_sample(
     counts = allocate(n, {label: len(by_label[label]) for label in labels})
     chosen: list[Record] = []
     for label in labels:
-        pool = by_label[label]
-        chosen.extend(pool[j] for j in rng.permutation(len(pool))[: counts[label]])
+        # The permutation runs over every record of the label and passes over the excluded
+        # ones, so excluding a few more records replaces only those it had drawn.
+        pool = every[label]
+        drawn = [pool[j] for j in rng.permutation(len(pool)) if pool[j].id not in exclude]
+        chosen.extend(drawn[: counts[label]])
     order = rng.permutation(len(chosen))
     return [chosen[j] for j in order]
 

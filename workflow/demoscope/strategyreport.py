@@ -17,6 +17,14 @@ from scipy import stats
 from .strategies import KINDS, REFERENCE, group, kind_of
 
 
+STRATEGY_SCHEMA = {
+    "model": pl.String, "task": pl.String, "strategy": pl.String, "kind": pl.String, "reference": pl.Boolean,
+    "n_seeds": pl.Int64, "n_queries": pl.Int64, "mean_accuracy": pl.Float64, "ci_low": pl.Float64,
+    "ci_high": pl.Float64, "interval": pl.String, "mean_gold_logprob": pl.Float64, "accuracies": pl.String,
+    "detail": pl.String,
+}
+
+
 def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
     if trials == 0:
         return math.nan, math.nan
@@ -24,7 +32,8 @@ def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, flo
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds meet p at 0 and 1, where rounding could put them a hair past it.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -67,7 +76,9 @@ def strategy_table(evaluations: list[tuple[dict, pl.DataFrame]], level: float = 
                 "detail": members[0]["detail"] if len(members) == 1 else "",
             }
         )
-    table = pl.DataFrame(rows)
+    if not rows:
+        return pl.DataFrame(schema=STRATEGY_SCHEMA)
+    table = pl.DataFrame(rows, schema=STRATEGY_SCHEMA)
     order = {kind: i for i, kind in enumerate(KINDS)}
     # Kinds in a fixed order; within a kind, the order the instances came in (the config's).
     return (
@@ -95,5 +106,5 @@ def task_spearman_table(parts: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
     keys = ["model", "task", "mask", "site"]
     tables = [rows.with_columns(*[pl.lit(tags[k]).alias(k) for k in keys[:2]]) for tags, rows in parts]
     table = pl.concat(tables).sort(keys + ["metric", "feature", "layer"])
-    first = keys + ["feature", "layer", "metric", "rho", "pvalue", "n"]
+    first = keys + [c for c in ("lens",) if c in table.columns] + ["feature", "layer", "metric", "rho", "pvalue", "n"]
     return table.select(first + [c for c in table.columns if c not in first])

@@ -17,8 +17,9 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
+from demoscope.lenses import SAE_FEATURES
 from demoscope.strategies import instances
-from demoscope.tasks import local_files
+from demoscope.tasks import generation_settings, local_files
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
@@ -27,6 +28,9 @@ DUMPS = [(mask, site) for mask, sites in config["dumps"].items() for site in sit
 MASKS = list(config["dumps"])
 SITES = sorted({site for _, site in DUMPS})
 COMPUTE = config["compute"]
+SAE = config["sae"]
+SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
+SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
 SELECTION = config["selection"]
 # Strategy instance name -> its own settings (demoscope/strategies.py names them).
 STRATEGIES = instances(SELECTION)
@@ -35,17 +39,10 @@ SELECT_TASKS = [
     t for t in TASKS if config["tasks"][t]["sizes"].get("test_queries", 0) > 0
 ]
 # Where each activation lens keeps its per-candidate features and their quality correlations.
-LENS_TABLES = {"moments": ("features", "correlations")}
-
-for _i, _entry in enumerate(SELECTION["activation"]):
-    if (
-        "activation" in SELECTION["strategies"]
-        and _entry.get("lens", "moments") not in LENS_TABLES
-    ):
-        raise WorkflowError(
-            f"selection.activation.{_i}: lens {_entry['lens']!r} needs a stage this checkout does not have "
-            f"(lenses here: {', '.join(LENS_TABLES)})"
-        )
+LENS_TABLES = {
+    "moments": ("features", "correlations"),
+    "sae": ("sae_features", "sae_correlations"),
+}
 
 if DATA_DIR:
     for name in TASKS:
@@ -61,6 +58,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     mask="|".join(MASKS),
     site="|".join(SITES),
+    layer=r"\d+",
     strategy="|".join(re.escape(name) for name in STRATEGIES),
 
 
@@ -75,11 +73,21 @@ def canonical(value):
 
 
 def task_config(wildcards):
-    return canonical(config["tasks"][wildcards.task])
+    """What sampling and rendering read: decoding settings are left out, so changing them
+    reruns the quality scoring, not the prompts and every dump after them."""
+    task = config["tasks"][wildcards.task]
+    return canonical({key: value for key, value in task.items() if key != "generation"})
 
 
 def template_config(wildcards):
     return canonical(config["tasks"][wildcards.task].get("template", {}))
+
+
+def generation_config(wildcards):
+    """A generation task's decoding settings, defaults filled; empty for the other kinds, so
+    that only a generation task's scoring reruns when they change."""
+    task = config["tasks"][wildcards.task]
+    return canonical(generation_settings(task)) if task["kind"] == "generation" else {}
 
 
 def model_dir(wildcards):
@@ -136,14 +144,6 @@ def balanced(task):
     """The k demonstrations are label-balanced only for classification tasks."""
     return (
         SELECTION["label_balance"] and config["tasks"][task]["kind"] == "classification"
-    )
-
-
-def generation_settings(wildcards):
-    """Decoding settings of a generation task (None for the others)."""
-    task = config["tasks"][wildcards.task]
-    return (
-        canonical(task.get("generation", {})) if task["kind"] == "generation" else None
     )
 
 
@@ -207,10 +207,67 @@ def report_inputs():
         "skipped": expand(
             "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
         ),
+        "sae_correlations": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in sae_outputs("sae_correlations", model, task)
+        ],
+        "sae_quality": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in sae_outputs("sae_quality", model, task)
+        ],
     }
 
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive"]
+def sae_stores(model, task):
+    """The (mask, site) stores the SAE lens reads for one model and task (none when the
+    task is not in `sae.tasks`)."""
+    return SAE_STORES if task in SAE_TASKS else []
+
+
+def sae_directory(model, task, site, layer):
+    """A layer's SAE: the model's published weights when `sae.pretrained` names a folder for
+    it, else the one `train_sae` trains on this task's pool."""
+    if model in SAE["pretrained"]:
+        return f"{SAE['pretrained'][model]}/{site}/layer_{layer}"
+    return f"results/{model}/{task}/sae/{site}/layer_{layer}"
+
+
+def sae_directories(wildcards):
+    return [
+        sae_directory(wildcards.model, wildcards.task, wildcards.site, layer)
+        for layer in SAE["layers"]
+    ]
+
+
+def sae_training(wildcards):
+    """The settings that change a trained SAE (checkpoint_every does not)."""
+    keys = [
+        "expansion",
+        "k",
+        "tied",
+        "steps",
+        "batch_tokens",
+        "lr",
+        "seed",
+        "auxk",
+        "skip_first",
+    ]
+    return canonical({key: SAE[key] for key in keys})
+
+
+def sae_outputs(kind, model, task):
+    """One SAE-lens table per store: kind is sae_features, sae_quality or sae_correlations."""
+    return [
+        f"results/{model}/{task}/{kind}/{mask}/{site}.parquet"
+        for mask, site in sae_stores(model, task)
+    ]
+
+
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
 
 
 def selection_outputs():

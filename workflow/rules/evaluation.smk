@@ -20,9 +20,16 @@ rule evaluate:
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        generation=generation_settings,
+        generation=generation_config,
         code=code_hash(
-            "evaluation", "models", "scoring", "quality", "templates", "tokens"
+            "evaluation",
+            "generation",
+            "answers",
+            "models",
+            "scoring",
+            "quality",
+            "templates",
+            "tokens",
         ),
     script:
         "../scripts/evaluate.py"
@@ -49,10 +56,12 @@ rule task_sets:
         seed=config["seed"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        generation=generation_settings,
+        generation=generation_config,
         code=code_hash(
             "taskcorr",
             "evaluation",
+            "generation",
+            "answers",
             "selectors",
             "sampling",
             "models",
@@ -69,6 +78,7 @@ rule task_correlation:
     input:
         sets="results/{model}/{task}/task_sets.parquet",
         features=lambda wc: store_features(wc.model, wc.task),
+        sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
     output:
         "results/{model}/{task}/task_spearman.parquet",
     log:
@@ -76,7 +86,9 @@ rule task_correlation:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("taskcorr", "correlate", "rhotable", "features"),
+        code=code_hash(
+            "taskcorr", "correlate", "rhotable", "features", "lenses", "massive"
+        ),
     script:
         "../scripts/task_correlation.py"
 

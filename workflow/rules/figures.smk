@@ -54,6 +54,7 @@ rule plot_strongest:
     input:
         headline="results/report/headline.csv",
         features=lambda wc: store_features(wc.model, wc.task),
+        sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
         quality="results/{model}/{task}/quality.parquet",
     output:
         png=report(
@@ -118,6 +119,30 @@ rule plot_massive:
         code=code_hash("figures"),
     script:
         "../scripts/plot_massive.py"
+
+
+rule plot_sae_lens:
+    input:
+        "results/report/spearman.parquet",
+    output:
+        png=report(
+            "results/figures/sae_lens/{model}/{task}.png",
+            caption="../report/sae_lens.rst",
+            category="Quality",
+            subcategory="SAE lens",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/sae_lens/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_sae_lens/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        quality=config["report"]["heatmap_quality"],
+        bound=config["report"]["bound"],
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_sae_lens.py"
 
 
 rule plot_strategies:

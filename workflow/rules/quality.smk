@@ -15,6 +15,16 @@ rule score_quality:
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash("models", "scoring", "quality", "templates", "tokens"),
+        kind=lambda wc: config["tasks"][wc.task]["kind"],
+        generation=generation_config,
+        code=code_hash(
+            "models",
+            "scoring",
+            "quality",
+            "templates",
+            "tokens",
+            "generation",
+            "answers",
+        ),
     script:
         "../scripts/score_quality.py"

@@ -56,7 +56,7 @@ rule report:
     params:
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("report", "headline", "fdr"),
+        code=code_hash("report", "headline", "fdr", "lenses", "massive"),
     script:
         "../scripts/report.py"
 

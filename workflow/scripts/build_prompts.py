@@ -10,12 +10,16 @@ from transformers import AutoTokenizer
 from demoscope.parquet import write_parquet
 from demoscope.prompts import build_prompt_tables
 from demoscope.records import Skipped
-from demoscope.tasks import SPLITS, load_split
+from demoscope.tasks import SPLITS, has_split, load_split
 from demoscope.templates import Template
 
 task = snakemake.params.task
 skipped = {split: Skipped() if snakemake.params.bad_records == "skip" else None for split in SPLITS}
-splits = {s: load_split(task, s, snakemake.params.data_dir, skipped[s]) for s in SPLITS}
+# dev is optional (GSM8K has none): the quality queries are then held out of train.
+present = [s for s in SPLITS if s != "dev" or has_split(task, s, snakemake.params.data_dir)]
+splits = {s: load_split(task, s, snakemake.params.data_dir, skipped[s]) for s in present}
+if "dev" not in splits:
+    print("no dev split: quality queries are held out of train, disjoint from the candidates", file=sys.stderr)
 tables = build_prompt_tables(
     splits,
     Template.from_config(task.get("template")),

@@ -16,7 +16,7 @@ quality = pl.read_parquet(snakemake.input.quality).join(
 rows = rho_rows(
     pl.read_parquet(snakemake.input.features),
     quality,
-    list(FEATURES),
+    list(params.get("features", FEATURES)),
     params.metrics,
     params.bootstrap,
     resample_rng(params.seed, snakemake.wildcards.model, snakemake.wildcards.task),

@@ -13,7 +13,9 @@ row = top.row(0, named=True)
 if row["feature"] is None:
     message("Every correlation of this model and task is NaN.", title, snakemake.output)
 else:
-    store = f"/features/{row['mask']}/{row['site']}.parquet"
-    features = pl.read_parquet(next(p for p in snakemake.input.features if p.endswith(store)))
+    folder = "sae_features" if row["lens"] == "sae" else "features"
+    store = f"/{folder}/{row['mask']}/{row['site']}.parquet"
+    tables = [*snakemake.input.features, *snakemake.input.sae_features]
+    features = pl.read_parquet(next(p for p in tables if p.endswith(store)))
     data = features.filter(pl.col("layer") == row["layer"]).join(pl.read_parquet(snakemake.input.quality), on="cand_id")
     strongest_scatter(data[row["feature"]], data[row["quality"]], data["label"], row, title, snakemake.output)

@@ -20,5 +20,7 @@ quality = score_quality(
     read_table(snakemake.input.queries),
     device,
     compute["batch_tokens"],
+    kind=snakemake.params.kind,
+    generation=snakemake.params.generation,
 )
 write_parquet(quality, snakemake.output[0])

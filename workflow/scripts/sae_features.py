@@ -1,0 +1,26 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import polars as pl
+import torch
+
+from demoscope.parquet import write_parquet
+from demoscope.sae import load_sae
+from demoscope.sae_features import sae_features
+from demoscope.store import open_store
+
+torch.set_num_threads(snakemake.threads)
+params = snakemake.params
+store = open_store(snakemake.input.store)
+outside = [layer for layer in params.layers if not 0 <= layer < store.n_layers]
+if outside:
+    raise ValueError(
+        f"sae.layers: {outside} are outside the store {snakemake.input.store}, whose model has {store.n_layers} layers"
+    )
+directories = dict(zip(params.layers, map(str, snakemake.input.saes)))
+saes = {layer: load_sae(path) for layer, path in directories.items()}
+features, quality = sae_features(store, saes, params.top_latents, params.skip_first)
+write_parquet(features, snakemake.output.features)
+quality = quality.with_columns(sae_dir=pl.Series([directories[layer] for layer in quality["layer"]]))
+write_parquet(quality, snakemake.output.quality)

@@ -38,6 +38,7 @@ def selection_config(model_dir, data_dir) -> dict:
     config["tasks"] = {task: config["tasks"][task] for task in TEST_QUERIES}
     for task, n in TEST_QUERIES.items():
         config["tasks"][task]["sizes"]["test_queries"] = n
+    config["tasks"]["gsm8k"]["sizes"]["task_sets"] = 4  # a task's own P overrides selection.task_sets
     config["selection"] = {
         "k": 2,
         "seeds": [0],
@@ -93,11 +94,12 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
                     assert row["gold_logprob"] < 0
     spearman = pl.read_csv(workdir / "results/report/task_spearman.csv")
     assert spearman.height == len(tasks) * len(FEATURES) * 3 * 2  # tasks x features x layers x metrics
-    assert set(spearman["metric"]) == {"accuracy", "gold_logprob"} and (spearman["n"] <= 5).all()
+    assert set(spearman["metric"]) == {"accuracy", "gold_logprob"}
+    assert set(zip(spearman["task"], spearman["n"])) <= {("sst2", 5), ("gsm8k", 4)}
     assert set(spearman["lens"]) == {"moments", "massive"}
-    for task in tasks:
+    for task, n_sets in (("sst2", 5), ("gsm8k", 4)):
         sets = pl.read_parquet(workdir / f"results/tiny/{task}/task_sets.parquet")
-        assert sets.height == 5 and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()
+        assert sets.height == n_sets and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()
     uncertainty = pl.read_parquet(workdir / "results/tiny/gsm8k/zero_shot.parquet")
     assert (uncertainty["n_options"] == 0).all() and (uncertainty["uncertainty"] > 0).all()  # next-token entropy
     summary = (workdir / "results/report/summary.md").read_text()
@@ -179,3 +181,15 @@ def test_an_sae_lens_entry_selects_from_the_sae_tables(selection_run):
     assert "results/tiny/sst2/sae_features/causal/mlp_out.parquet" in job
     assert "results/tiny/sst2/sae_correlations/causal/mlp_out.parquet" in job
     assert "train_sae" in done.stdout
+
+
+def test_a_tasks_own_number_of_sets_reruns_only_its_task_side(selection_run):
+    workdir, config = selection_run
+    gsm8k = {**config["tasks"]["gsm8k"], "sizes": {**config["tasks"]["gsm8k"]["sizes"], "task_sets": 6}}
+    try:
+        write_config(workdir, {**config, "tasks": {**config["tasks"], "gsm8k": gsm8k}})
+        jobs = planned_jobs(workdir)
+    finally:
+        write_config(workdir, config)
+    assert jobs["task_sets"] == 1 and jobs["task_correlation"] == 1 and jobs["report_selection"] == 1
+    assert not {"build_prompts", "score_quality", "dump_activations", "select", "evaluate"} & set(jobs)

@@ -75,7 +75,9 @@ def canonical(value):
 def task_config(wildcards):
     """What sampling and rendering read: decoding settings are left out, so changing them
     reruns the quality scoring, not the prompts and every dump after them."""
-    task = config["tasks"][wildcards.task]
+    task = dict(config["tasks"][wildcards.task])
+    # Nor does the task side's number of random sets.
+    task["sizes"] = {k: v for k, v in task["sizes"].items() if k != "task_sets"}
     return canonical({key: value for key, value in task.items() if key != "generation"})
 
 

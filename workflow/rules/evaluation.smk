@@ -51,7 +51,9 @@ rule task_sets:
         gpu=COMPUTE["gpu"],
     params:
         k=SELECTION["k"],
-        sets=SELECTION["task_sets"],
+        sets=lambda wc: config["tasks"][wc.task]["sizes"].get(
+            "task_sets", SELECTION["task_sets"]
+        ),
         label_balance=lambda wc: balanced(wc.task),
         seed=config["seed"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),

@@ -159,7 +159,8 @@ def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
     config["data_dir"] = str(data_dir)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
-    config["tasks"]["gsm8k"]["sizes"] = {"candidates": 6, "quality_queries": 4, "test_queries": 2}
+    # No test queries: the selection stage is off here (tests/test_selection_workflow.py runs it).
+    config["tasks"]["gsm8k"]["sizes"] = {"candidates": 6, "quality_queries": 4, "test_queries": 0}
     config["tasks"]["gsm8k"]["generation"]["max_new_tokens"] = 8
     config["compute"]["batch_tokens"] = 256
     config["compute"]["chunk_tokens"] = 16

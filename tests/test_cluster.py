@@ -14,7 +14,9 @@ import yaml
 from conftest import REPO, make_workspace, mc_rows, sentiment_rows, write_jsonl
 
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-GPU_RULES = {"dump_activations", "score_quality", "dump_sae_pool", "train_sae"}
+GPU_RULES = {
+    "dump_activations", "score_quality", "dump_sae_pool", "train_sae", "embed", "zero_shot", "evaluate", "task_sets",
+}
 # Planning must not reach the network: the hub libraries are told to stay offline, and
 # anything that still tries HTTP(S) meets a closed port and fails the dry run.
 OFFLINE = {
@@ -75,6 +77,16 @@ def expected_paper_counts() -> dict[str, int]:
         "score_quality": models * tasks,
         "report": 1,
         "plot_rho_heatmap": models * tasks,
+        # The selection stage: 13 strategy instances (3 random seeds, 2 activation entries x
+        # top/bottom, oracle, similarity, diversity, 2 uncertainty ends, vote-k).
+        "embed": models * tasks,
+        "zero_shot": models * tasks,
+        "select": models * tasks * 13,
+        "evaluate": models * tasks * 13,
+        "task_sets": models * tasks,
+        "task_correlation": models * tasks,
+        "report_selection": 1,
+        "plot_strategies": models * tasks,
         "all": 1,
     }
 

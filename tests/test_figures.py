@@ -82,8 +82,8 @@ def test_massive_and_quality_figures(tmp_path):
     assert_written(outputs(tmp_path, "quality"))
 
 
-def test_strategy_accuracy_bars_hook(tmp_path):
-    """The selection stage does not exist yet; its figure is ready for a table with these columns."""
+def test_strategy_accuracy_bars(tmp_path):
+    """The selection stage's bar chart, from a table with the strategies table's columns."""
     table = pl.DataFrame(
         {"model": ["m"] * 6, "task": ["a"] * 3 + ["b"] * 3,
          "strategy": ["random", "activation", "similarity"] * 2,
@@ -93,6 +93,12 @@ def test_strategy_accuracy_bars_hook(tmp_path):
     assert tuple(table.columns) == figures.STRATEGY_COLUMNS
     figures.strategy_accuracy_bars(table, "selection", outputs(tmp_path, "strategies"))
     assert_written(outputs(tmp_path, "strategies"))
+    # The quality oracle is drawn as a reference (hatched); an interval may touch the mean.
+    with_reference = table.with_columns(
+        pl.Series("reference", [False, False, True] * 2), pl.col("mean_accuracy").alias("ci_high")
+    )
+    figures.strategy_accuracy_bars(with_reference, "selection", outputs(tmp_path, "reference"))
+    assert_written(outputs(tmp_path, "reference"))
     with pytest.raises(ValueError, match="ci_high"):
         figures.strategy_accuracy_bars(table.drop("ci_high"), "selection", outputs(tmp_path, "broken"))
 

@@ -91,7 +91,7 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
-    return errors + sae_errors(config)
+    return errors + sae_errors(config) + selection_errors(config)
 
 
 def sae_errors(config: dict) -> list[str]:
@@ -112,6 +112,46 @@ def sae_errors(config: dict) -> list[str]:
     pool, held_out = sae.get("pool", 512), sae.get("held_out", 0.1)
     if not 1 <= round(held_out * pool) < pool:
         errors.append(f"sae.held_out: {held_out} of sae.pool {pool} records leaves no held-out or no training record")
+    return errors
+
+
+def selection_errors(config: dict) -> list[str]:
+    """The selection block against the rest: stores that exist, metrics that are correlated,
+    k within every pool."""
+    errors = []
+    selection = config.get("selection") or {}
+    dumps = config.get("dumps") or {"causal": ["mlp_out"]}
+    k = selection.get("k", 4)
+    for name, task in (config.get("tasks") or {}).items():
+        candidates = (task.get("sizes") or {}).get("candidates") if isinstance(task, dict) else None
+        if isinstance(candidates, int) and k > candidates:
+            errors.append(f"selection.k: {k} is larger than tasks.{name}.sizes.candidates ({candidates})")
+    if "activation" not in selection.get("strategies", ["activation"]):
+        return errors
+    metrics = (config.get("report") or {}).get("quality_metrics", ["accuracy", "gold_logprob"])
+    best_metric = selection.get("best_layer_metric", "accuracy")
+    seen = set()
+    entries = selection.get("activation", [{"feature": "mean", "layer": "best", "mask": "causal", "site": "mlp_out"}])
+    for i, entry in enumerate(entries):
+        where = f"selection.activation.{i}"
+        if entry["site"] not in dumps.get(entry["mask"], []):
+            errors.append(f"{where}: {entry['mask']}/{entry['site']} is not dumped (add it under `dumps`)")
+        if entry.get("lens") == "sae":
+            sae = config.get("sae") or {}
+            if [entry["mask"], entry["site"]] not in [list(p) for p in sae.get("stores", [["causal", "mlp_out"]])]:
+                errors.append(f"{where}: the SAE lens does not read {entry['mask']}/{entry['site']} (add it to sae.stores)")
+            missing = sorted(set(config.get("tasks") or {}) - set(sae["tasks"])) if sae.get("tasks") is not None else []
+            if missing:
+                errors.append(f"{where}: the SAE lens does not run on {', '.join(missing)} (sae.tasks)")
+        if entry["layer"] == "best" and best_metric not in metrics:
+            errors.append(
+                f"{where}: layer 'best' ranks layers by |rho| with selection.best_layer_metric ({best_metric}), "
+                f"which is not in report.quality_metrics ({', '.join(metrics)})"
+            )
+        key = tuple(entry.get(f, "moments") for f in ("feature", "layer", "mask", "site", "lens"))
+        if key in seen:
+            errors.append(f"{where}: repeats an earlier entry")
+        seen.add(key)
     return errors
 
 

@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-# Columns of the table `strategy_accuracy_bars` draws (the selection stage's output).
+# Columns `strategy_accuracy_bars` needs of the strategies table (results/report/strategies.csv).
 STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
 NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 
@@ -213,21 +213,32 @@ def quality_by_label(quality: pl.DataFrame, metrics: list[str], title: str, path
 
 def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
     """Mean test accuracy of each selection strategy with its interval, one panel per model x
-    task. `table` has `STRATEGY_COLUMNS`; no rule draws this yet (the selection stage that
-    produces the table is a later issue)."""
+    task. `table` has `STRATEGY_COLUMNS` (the strategies table of the selection stage); where it
+    has `reference`, reference rows (the quality oracle) are drawn hatched and grey and labelled
+    as references."""
     missing = set(STRATEGY_COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"strategy table lacks columns {sorted(missing)}")
     panels = table.select("model", "task").unique().sort("model", "task").rows()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels) + 0.5, 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(3.5, 0.45 * table.height / len(panels) + 1.5) * len(panels) + 0.5, 4.2),
+        squeeze=False, sharey=True,
+    )
     for ax, (model, task) in zip(axes[0], panels):
         part = table.filter((pl.col("model") == model) & (pl.col("task") == task))
         mean = part["mean_accuracy"].to_numpy()
-        error = np.vstack([mean - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - mean])
-        ax.bar(range(len(part)), mean, yerr=error, capsize=3, color="tab:blue", alpha=0.8)
-        ax.set_xticks(range(len(part)), part["strategy"].to_list(), rotation=45, ha="right")
+        error = np.clip(np.vstack([mean - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - mean]), 0, None)
+        reference = part["reference"].to_numpy() if "reference" in part.columns else np.zeros(len(part), bool)
+        names = [f"{name} (reference)" if ref else name for name, ref in zip(part["strategy"], reference)]
+        bars = ax.bar(range(len(part)), mean, yerr=error, capsize=3, color="tab:blue", alpha=0.8)
+        for bar, ref in zip(bars, reference):
+            if ref:
+                bar.set_color("0.6")
+                bar.set_hatch("//")
+        ax.set_xticks(range(len(part)), names, rotation=45, ha="right", fontsize=7)
         ax.set_title(f"{model} / {task}", fontsize=9)
         ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, paths)

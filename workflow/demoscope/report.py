@@ -206,6 +206,38 @@ def to_html(sections, title: str = "demoscope summary") -> str:
     return "\n".join(parts) + "\n"
 
 
+def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple[str, str, pl.DataFrame | None]:
+    """Per model x task, the task side's largest |rho| beside the quality side's headline."""
+    heading = "Task performance"
+    if task_spearman is None or task_spearman.is_empty():
+        return heading, "No task has test queries (`sizes.test_queries`), so the task side was not run.", None
+    finite = task_spearman.filter(pl.col("rho").is_finite())
+    best = (
+        finite.sort(pl.col("rho").abs(), descending=True, maintain_order=True)
+        .group_by(["model", "task"], maintain_order=True)
+        .first()
+        .select(
+            "model", "task", pl.col("rho").abs().alias("task_max_abs_rho"), pl.col("rho").alias("task_rho"),
+            pl.col("pvalue").alias("task_pvalue"), pl.col("feature").alias("task_feature"),
+            pl.col("layer").alias("task_layer"), pl.col("mask").alias("task_mask"), pl.col("site").alias("task_site"),
+            pl.col("metric").alias("task_metric"), pl.col("n").alias("sets"),
+        )
+    )
+    counts = task_spearman.group_by(["model", "task"]).agg(
+        pl.len().alias("task_tests"), pl.col("rho").is_nan().sum().alias("task_nan")
+    )
+    quality = top.select("model", "task", pl.col("max_abs_rho").alias("quality_max_abs_rho"),
+                         pl.col("feature").alias("quality_feature"), pl.col("layer").alias("quality_layer"))
+    table = counts.join(best, on=["model", "task"], how="left").join(quality, on=["model", "task"], how="left")
+    text = (
+        "Spearman rho over random k-shot sets between each set's mean feature value (over its demonstrations) and "
+        "the set's accuracy (and mean gold log-prob) on the test queries, per feature, layer, mask and site; beside "
+        "it the largest |rho| of the quality side (1-shot quality over candidates). `task_nan` counts undefined "
+        "rho (a constant side, e.g. every set equally accurate). Full table: `results/report/task_spearman.csv`."
+    )
+    return heading, text, table.sort("model", "task")
+
+
 def skipped_section(skipped: dict[tuple[str, str], pl.DataFrame]) -> tuple[str, str, pl.DataFrame]:
     """How many records each task left out under `bad_records: skip`, by split (0 rows when none)."""
     rows = [

@@ -1,8 +1,9 @@
 """Log-likelihood of answer options after [prefix; query], sharing work wherever prompts share text.
 
-Every prefix (a demonstration, or k of them) is paired with every query. The
-prefix runs once; its KV cache is repeated for the queries, and the query's
-cache again for the options. Only the positions that predict option tokens go
+Every prefix (a demonstration, or k of them) is paired with every query, or
+only with its queries in a given list of pairs. The prefix runs once; its KV
+cache is repeated for its queries, and the query's cache again for the
+options. Only the positions that predict option tokens go
 through the vocabulary projection. Prefixes are left-padded with explicit
 position ids, so padding never shifts a real token's position.
 """
@@ -34,22 +35,30 @@ def score_options(
     pad_id: int,
     batch_tokens: int = 4096,
     progress: bool = True,
+    pairs: list[tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Summed log-prob of each option's tokens; shape (prefixes, queries, max options), NaN where absent.
 
-    `options[q]` lists the token ids of query q's options; each must be non-empty.
+    `options[q]` lists the token ids of query q's options; each must be non-empty. With
+    `pairs`, a list of (prefix, query) index pairs, only those pairs are scored and the result
+    is (pairs, max options): a prompt per test query costs one row, not a row per grid cell.
     """
     n_opts = max(len(o) for o in options)
-    out = np.full((len(prefixes), len(queries), n_opts), np.nan)
+    grid = pairs is None
+    if grid:
+        pairs = [(p, q) for p in range(len(prefixes)) for q in range(len(queries))]
+    out = np.full((len(pairs), n_opts), np.nan)
+    rows_of: dict[int, list[int]] = {}
+    for row, (p, _) in enumerate(pairs):
+        rows_of.setdefault(p, []).append(row)
     body = backbone(model)
     multi_token = any(len(tok) > 1 for opts in options for tok in opts)
-    q_order = sorted(range(len(queries)), key=lambda q: len(queries[q]))
-    p_order = sorted(range(len(prefixes)), key=lambda p: len(prefixes[p]))
-    longest_q = max(len(q) for q in queries)
-    per_prefix = len(queries) * (max(len(p) for p in prefixes) + longest_q)
+    p_order = sorted(rows_of, key=lambda p: len(prefixes[p]))
+    longest_q = max(len(queries[q]) for _, q in pairs)
+    per_prefix = max(len(r) for r in rows_of.values()) * (max(len(prefixes[p]) for p in rows_of) + longest_q)
     p_batch = max(1, batch_tokens // max(per_prefix, 1))
-    bar = tqdm(total=len(prefixes) * len(queries), desc="score", file=sys.stderr, disable=not progress)
-    for start in range(0, len(prefixes), p_batch):
+    bar = tqdm(total=len(pairs), desc="score", file=sys.stderr, disable=not progress)
+    for start in range(0, len(p_order), p_batch):
         p_idx = p_order[start : start + p_batch]
         p_ids, p_mask = pad_batch([prefixes[i] for i in p_idx], pad_id, left=True)
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
@@ -59,46 +68,49 @@ def score_options(
             position_ids=p_pos.to(device),
             use_cache=True,
         )
-        q_chunk = max(1, batch_tokens // (len(p_idx) * (p_ids.shape[1] + longest_q)))
-        for q_start in range(0, len(queries), q_chunk):
-            q_idx = q_order[q_start : q_start + q_chunk]
-            scores = _score_chunk(
-                model, body, p_out.past_key_values, p_mask, [queries[q] for q in q_idx],
-                [options[q] for q in q_idx], n_opts, multi_token, device, pad_id,
+        # (row of the prefix batch, pair) for every pair of these prefixes, short queries first.
+        rows = [(local, row) for local, p in enumerate(p_idx) for row in rows_of[p]]
+        rows.sort(key=lambda r: len(queries[pairs[r[1]][1]]))
+        chunk = max(1, batch_tokens // (p_ids.shape[1] + longest_q))
+        for c in range(0, len(rows), chunk):
+            part = rows[c : c + chunk]
+            q_idx = [pairs[row][1] for _, row in part]
+            scores = _score_rows(
+                model, body, p_out.past_key_values, p_mask, [local for local, _ in part],
+                [queries[q] for q in q_idx], [options[q] for q in q_idx], n_opts, multi_token, device, pad_id,
             )
-            out[np.ix_(p_idx, q_idx)] = scores
-            bar.update(len(p_idx) * len(q_idx))
+            out[[row for _, row in part]] = scores
+            bar.update(len(part))
     bar.close()
-    return out
+    return out.reshape(len(prefixes), len(queries), n_opts) if grid else out
 
 
-def _score_chunk(model, body, prefix_cache, p_mask, queries, options, n_opts, multi_token, device, pad_id):
-    n_p, n_q = p_mask.shape[0], len(queries)
+def _score_rows(model, body, prefix_cache, p_mask, prefix_rows, queries, options, n_opts, multi_token, device, pad_id):
+    """Row i: the query `queries[i]` after prefix `prefix_rows[i]` of the prefix batch."""
+    select = torch.tensor(prefix_rows)
     cache = copy.deepcopy(prefix_cache)
-    cache.batch_repeat_interleave(n_q)
+    cache.batch_select_indices(select.to(device))
     q_ids, q_mask = pad_batch(queries, pad_id, left=False)
-    rows_q_ids = q_ids.repeat(n_p, 1)
-    rows_q_mask = q_mask.repeat(n_p, 1)
-    mask = torch.cat([p_mask.repeat_interleave(n_q, 0), rows_q_mask], dim=1)
-    p_len = p_mask.sum(-1).repeat_interleave(n_q)
+    row_p_mask = p_mask[select]
+    mask = torch.cat([row_p_mask, q_mask], dim=1)
+    p_len = row_p_mask.sum(-1)
     pos = p_len[:, None] + torch.arange(q_ids.shape[1])[None]
     q_out = body(
-        input_ids=rows_q_ids.to(device),
+        input_ids=q_ids.to(device),
         attention_mask=mask.to(device),
         position_ids=pos.to(device),
         past_key_values=cache,
         use_cache=multi_token,
     )
-    q_len = rows_q_mask.sum(-1)
-    last = q_out.last_hidden_state[torch.arange(n_p * n_q), (q_len - 1).to(device)]
-    row_opts = [options[q] for _ in range(n_p) for q in range(n_q)]
-    present = torch.tensor([[k < len(opts) for k in range(n_opts)] for opts in row_opts])
-    first_tok = torch.tensor([[opts[k][0] if k < len(opts) else 0 for k in range(n_opts)] for opts in row_opts])
+    q_len = q_mask.sum(-1)
+    last = q_out.last_hidden_state[torch.arange(len(queries)), (q_len - 1).to(device)]
+    present = torch.tensor([[k < len(opts) for k in range(n_opts)] for opts in options])
+    first_tok = torch.tensor([[opts[k][0] if k < len(opts) else 0 for k in range(n_opts)] for opts in options])
     scores = _log_probs(model, last).cpu().gather(1, first_tok)  # (rows, n_opts)
     if multi_token:
-        scores += _tail_scores(model, body, q_out.past_key_values, mask, p_len + q_len, row_opts, n_opts, device, pad_id)
+        scores += _tail_scores(model, body, q_out.past_key_values, mask, p_len + q_len, options, n_opts, device, pad_id)
     scores[~present] = float("nan")
-    return scores.double().numpy().reshape(n_p, n_q, n_opts)
+    return scores.double().numpy()
 
 
 def _tail_scores(model, body, cache, mask, lengths, row_opts, n_opts, device, pad_id) -> torch.Tensor:

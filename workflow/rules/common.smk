@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
 from demoscope.lenses import SAE_FEATURES
+from demoscope.strategies import instances
 from demoscope.tasks import generation_settings, local_files
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
@@ -29,6 +31,18 @@ COMPUTE = config["compute"]
 SAE = config["sae"]
 SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
 SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
+SELECTION = config["selection"]
+# Strategy instance name -> its own settings (demoscope/strategies.py names them).
+STRATEGIES = instances(SELECTION)
+# The selection stage runs for the tasks that have test queries.
+SELECT_TASKS = [
+    t for t in TASKS if config["tasks"][t]["sizes"].get("test_queries", 0) > 0
+]
+# Where each activation lens keeps its per-candidate features and their quality correlations.
+LENS_TABLES = {
+    "moments": ("features", "correlations"),
+    "sae": ("sae_features", "sae_correlations"),
+}
 
 if DATA_DIR:
     for name in TASKS:
@@ -45,6 +59,7 @@ wildcard_constraints:
     mask="|".join(MASKS),
     site="|".join(SITES),
     layer=r"\d+",
+    strategy="|".join(re.escape(name) for name in STRATEGIES),
 
 
 def canonical(value):
@@ -60,7 +75,9 @@ def canonical(value):
 def task_config(wildcards):
     """What sampling and rendering read: decoding settings are left out, so changing them
     reruns the quality scoring, not the prompts and every dump after them."""
-    task = config["tasks"][wildcards.task]
+    task = dict(config["tasks"][wildcards.task])
+    # Nor does the task side's number of random sets.
+    task["sizes"] = {k: v for k, v in task["sizes"].items() if k != "task_sets"}
     return canonical({key: value for key, value in task.items() if key != "generation"})
 
 
@@ -125,8 +142,61 @@ def massive_features(wildcards):
     return f"results/{wildcards.model}/{wildcards.task}/features/{mask}/{site}.parquet"
 
 
+def balanced(task):
+    """The k demonstrations are label-balanced only for classification tasks."""
+    return (
+        SELECTION["label_balance"] and config["tasks"][task]["kind"] == "classification"
+    )
+
+
+def select_inputs(wildcards):
+    """Only the signals this strategy instance reads: adding a strategy never reruns another."""
+    spec = STRATEGIES[wildcards.strategy]
+    base = f"results/{wildcards.model}/{wildcards.task}"
+    inputs = {"candidates": f"{base}/prompts/candidates.parquet"}
+    kind = spec["kind"]
+    if kind == "activation":
+        features, correlations = LENS_TABLES[spec["lens"]]
+        inputs["features"] = f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
+        if spec["layer"] == "best":
+            inputs["correlations"] = (
+                f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
+            )
+    elif kind == "quality_oracle":
+        inputs["quality"] = f"{base}/quality.parquet"
+    elif kind in ("similarity", "diversity", "votek"):
+        inputs["embeddings"] = f"{base}/embeddings.parquet"
+    elif kind == "uncertainty":
+        inputs["zero_shot"] = f"{base}/zero_shot.parquet"
+    return inputs
+
+
+def select_params(wildcards):
+    spec = STRATEGIES[wildcards.strategy]
+    own = {**spec, "k": SELECTION["k"], "label_balance": balanced(wildcards.task)}
+    if spec["kind"] == "random":
+        own["run_seed"] = config["seed"]
+    return canonical(own)
+
+
+def evaluation_tables():
+    return [
+        f"results/{model}/{task}/evaluation/{strategy}.parquet"
+        for model in MODELS
+        for task in SELECT_TASKS
+        for strategy in STRATEGIES
+    ]
+
+
+def task_spearman_tables():
+    return expand(
+        "results/{model}/{task}/task_spearman.parquet", model=MODELS, task=SELECT_TASKS
+    )
+
+
 def report_inputs():
     return {
+        "task_spearman": task_spearman_tables(),
         "correlations": [
             f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
             for model in MODELS
@@ -192,9 +262,27 @@ def sae_outputs(kind, model, task):
 FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
 
 
+def selection_outputs():
+    """The selection stage's tables and figures (none when no task has test queries)."""
+    if not SELECT_TASKS:
+        return []
+    figures = expand(
+        "results/figures/strategies/{model}/{task}.{ext}",
+        model=MODELS,
+        task=SELECT_TASKS,
+        ext=["png", "pdf"],
+    )
+    return [
+        "results/report/strategies.csv",
+        "results/report/task_spearman.csv",
+        *(figures if STRATEGIES else []),
+    ]
+
+
 def paper_outputs():
     """Every table and figure of the paper."""
     return [
+        *selection_outputs(),
         "results/report/spearman.csv",
         "results/report/headline.csv",
         "results/report/summary.md",

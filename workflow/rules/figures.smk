@@ -143,3 +143,25 @@ rule plot_sae_lens:
         code=code_hash("figures"),
     script:
         "../scripts/plot_sae_lens.py"
+
+
+rule plot_strategies:
+    input:
+        "results/report/strategies.csv",
+    output:
+        png=report(
+            "results/figures/strategies/{model}/{task}.png",
+            caption="../report/strategies_figure.rst",
+            category="Selection",
+            subcategory="test accuracy per strategy",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/strategies/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_strategies/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash("figures"),
+    script:
+        "../scripts/plot_strategies.py"

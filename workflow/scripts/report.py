@@ -14,6 +14,7 @@ from demoscope.report import (
     skipped_section,
     spearman_table,
     summary_sections,
+    task_section,
     to_html,
     to_markdown,
 )
@@ -43,6 +44,11 @@ if not sae_quality.is_empty():
     where = ["model", "task", "mask", "site"]
     sae_quality = sae_quality.select(*where, *[c for c in sae_quality.columns if c not in where])
 sections = summary_sections(table, top, quality, params.alpha)
-sections += [lens_section(table, params.alpha), sae_quality_section(sae_quality), skipped_section(skipped)]
+task_parts = [
+    read_table(p).with_columns(pl.lit(Path(p).parts[-3]).alias("model"), pl.lit(Path(p).parts[-2]).alias("task"))
+    for p in snakemake.input.task_spearman
+]
+task = task_section(pl.concat(task_parts) if task_parts else None, top)
+sections += [lens_section(table, params.alpha), sae_quality_section(sae_quality), task, skipped_section(skipped)]
 Path(snakemake.output.summary).write_text(to_markdown(sections))
 Path(snakemake.output.html).write_text(to_html(sections))

@@ -1,0 +1,122 @@
+# Task performance: k-shot accuracy of every strategy instance's selection on the test
+# queries, and the correlation of features with the accuracy of random k-shot sets.
+
+
+rule evaluate:
+    input:
+        model=model_dir,
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        queries="results/{model}/{task}/prompts/test_queries.parquet",
+        selection="results/{model}/{task}/selection/{strategy}.parquet",
+    output:
+        "results/{model}/{task}/evaluation/{strategy}.parquet",
+    log:
+        "results/logs/evaluate/{model}/{task}/{strategy}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],
+    params:
+        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
+        template=template_config,
+        generation=generation_config,
+        code=code_hash(
+            "evaluation",
+            "generation",
+            "answers",
+            "models",
+            "scoring",
+            "quality",
+            "templates",
+            "tokens",
+        ),
+    script:
+        "../scripts/evaluate.py"
+
+
+rule task_sets:
+    input:
+        model=model_dir,
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        queries="results/{model}/{task}/prompts/test_queries.parquet",
+    output:
+        "results/{model}/{task}/task_sets.parquet",
+    log:
+        "results/logs/task_sets/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],
+    params:
+        k=SELECTION["k"],
+        sets=lambda wc: config["tasks"][wc.task]["sizes"].get(
+            "task_sets", SELECTION["task_sets"]
+        ),
+        label_balance=lambda wc: balanced(wc.task),
+        seed=config["seed"],
+        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
+        template=template_config,
+        generation=generation_config,
+        code=code_hash(
+            "taskcorr",
+            "evaluation",
+            "generation",
+            "answers",
+            "selectors",
+            "sampling",
+            "models",
+            "scoring",
+            "quality",
+            "templates",
+            "tokens",
+        ),
+    script:
+        "../scripts/task_sets.py"
+
+
+rule task_correlation:
+    input:
+        sets="results/{model}/{task}/task_sets.parquet",
+        features=lambda wc: store_features(wc.model, wc.task),
+        sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
+    output:
+        "results/{model}/{task}/task_spearman.parquet",
+    log:
+        "results/logs/task_correlation/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash(
+            "taskcorr", "correlate", "rhotable", "features", "lenses", "massive"
+        ),
+    script:
+        "../scripts/task_correlation.py"
+
+
+rule report_selection:
+    input:
+        evaluations=evaluation_tables(),
+        task_spearman=task_spearman_tables(),
+    output:
+        strategies=report(
+            "results/report/strategies.csv",
+            caption="../report/strategies.rst",
+            category="Selection",
+            subcategory="Tables",
+        ),
+        task_spearman=report(
+            "results/report/task_spearman.csv",
+            caption="../report/task_spearman.rst",
+            category="Selection",
+            subcategory="Tables",
+        ),
+    log:
+        "results/logs/report_selection/report_selection.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash("strategyreport", "strategies"),
+    script:
+        "../scripts/report_selection.py"

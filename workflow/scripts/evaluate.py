@@ -1,0 +1,33 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import sys
+
+import polars as pl
+import torch
+
+from demoscope import models
+from demoscope.evaluation import evaluate_selection
+from demoscope.parquet import read_table, write_parquet
+from demoscope.templates import Template
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+params = snakemake.params
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+selection = read_table(snakemake.input.selection)
+table = evaluate_selection(
+    model,
+    tokenizer,
+    Template.from_config(params.template),
+    read_table(snakemake.input.candidates),
+    read_table(snakemake.input.queries),
+    selection,
+    device,
+    compute["batch_tokens"],
+    params.generation,
+)
+table = table.with_columns(pl.lit(selection["detail"][0]).alias("detail"))
+print(f"{snakemake.wildcards.strategy}: accuracy {table['correct'].mean():.4f} on {table.height} queries", file=sys.stderr)
+write_parquet(table, snakemake.output[0])

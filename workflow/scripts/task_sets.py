@@ -1,0 +1,37 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import sys
+
+import torch
+
+from demoscope import models
+from demoscope.evaluation import score_pairs
+from demoscope.parquet import read_table, write_parquet
+from demoscope.taskcorr import random_sets, set_table
+from demoscope.templates import Template
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+params = snakemake.params
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+candidates = read_table(snakemake.input.candidates)
+labels = candidates["label"].to_numpy() if params.label_balance else None
+sets = random_sets(candidates["cand_id"].to_numpy(), params.k, params.sets, params.seed, labels)
+# Every set against every test query: one prefix per set, its KV cache shared by the queries.
+scored = score_pairs(
+    model,
+    tokenizer,
+    Template.from_config(params.template),
+    candidates,
+    read_table(snakemake.input.queries),
+    sets,
+    None,
+    device,
+    compute["batch_tokens"],
+    params.generation,
+)
+table = set_table(sets, scored["correct"], scored["gold_logprob"])
+print(f"{len(sets)} sets: accuracy {table['accuracy'].min():.3f}..{table['accuracy'].max():.3f}", file=sys.stderr)
+write_parquet(table, snakemake.output[0])

@@ -1,0 +1,25 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import torch
+
+from demoscope import models
+from demoscope.parquet import read_table, write_parquet
+from demoscope.templates import Template
+from demoscope.zeroshot import zero_shot_uncertainty
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+params = snakemake.params
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+table = zero_shot_uncertainty(
+    model,
+    tokenizer,
+    Template.from_config(params.template),
+    read_table(snakemake.input.candidates),
+    device,
+    compute["batch_tokens"],
+    generation=params.generation,
+)
+write_parquet(table, snakemake.output[0])

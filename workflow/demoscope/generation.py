@@ -60,8 +60,9 @@ def generate(
     `pairs=None` is the full grid, row-major: prefix 0 with every query, then prefix 1, ...
     Prefixes are encoded with `encode_text(..., first=True)`, queries (separator + query text)
     with `first=False`; a prefix may be empty, a query may not. A batch holds as many rows as
-    fit `batch_tokens` counted as rows x (longest prefix + longest query), the padded tokens
-    of its prompt forward, as scoring counts them; decoding then adds at most
+    fit `batch_tokens` counted as the padded tokens
+    of its prompt forward: distinct prefixes x longest prefix + rows x longest query, since a
+    prefix runs once and its cache is copied to its rows; decoding then adds at most
     `max_new_tokens` per row to the KV cache, one token per row and step. Decoding is bound
     by reading the weights once per step, so larger batches are faster, on a CPU too.
     The end-of-sequence tokens cannot be chosen before
@@ -82,13 +83,16 @@ def generate(
     bar = tqdm(total=len(pairs), desc="generate", file=sys.stderr, disable=not progress)
     start = 0
     while start < len(order):
-        end, longest_p, longest_q = start, 0, 0
+        end, longest_p, longest_q, n_prefixes = start, 0, 0, 0
         while end < len(order):
             p, q = pairs[order[end]]
             wide_p, wide_q = max(longest_p, len(prefixes[p])), max(longest_q, len(queries[q]))
-            if end > start and (end - start + 1) * (wide_p + wide_q) > batch_tokens:
+            # A prefix runs once per batch however many rows share it: a k-shot prefix with
+            # all its test queries fits one batch where rows x (prefix + query) would split it.
+            shared = n_prefixes + (end == start or p != pairs[order[end - 1]][0])
+            if end > start and shared * wide_p + (end - start + 1) * wide_q > batch_tokens:
                 break
-            longest_p, longest_q, end = wide_p, wide_q, end + 1
+            longest_p, longest_q, n_prefixes, end = wide_p, wide_q, shared, end + 1
         rows = [pairs[i] for i in order[start:end]]
         outputs = _generate_batch(
             model, tokenizer, [prefixes[p] for p, _ in rows], [queries[q] for _, q in rows],

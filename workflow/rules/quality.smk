@@ -1,3 +1,4 @@
+# Every selection and the best-layer shortcut wait on quality: it starts early.
 rule score_quality:
     input:
         model=model_dir,
@@ -7,6 +8,7 @@ rule score_quality:
         "results/{model}/{task}/quality.parquet",
     log:
         "results/logs/score_quality/{model}/{task}.log",
+    priority: 1
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]

@@ -28,7 +28,8 @@ rule sae_pool:
 
 
 # The pool runs causal, like the backbone's candidates; its SAEs read every mask's store of
-# the same site (docs/sae.md).
+# the same site (docs/sae.md). The pool dump and SAE training head a long chain of their own,
+# so they start before the many short jobs that are ready at the same time.
 rule dump_sae_pool:
     input:
         model=model_dir,
@@ -37,6 +38,7 @@ rule dump_sae_pool:
         directory("results/{model}/{task}/sae/pool/causal/{site}.zarr"),
     log:
         "results/logs/dump_sae_pool/{model}/{task}/{site}.log",
+    priority: 2
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -61,6 +63,7 @@ rule train_sae:
         directory("results/{model}/{task}/sae/{site}/layer_{layer}"),
     log:
         "results/logs/train_sae/{model}/{task}/{site}/layer_{layer}.log",
+    priority: 2
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]

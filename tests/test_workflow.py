@@ -297,6 +297,8 @@ def test_real_embedded_model_on_real_data(tmp_path):
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}
     config["tasks"]["gsm8k"]["sizes"] = {"candidates": 4, "quality_queries": 4}
     config["tasks"]["gsm8k"]["generation"]["max_new_tokens"] = 48
+    # A small pool keeps the SAE lens's real code path at a fraction of the default's cost.
+    config["sae"].update(pool=200, steps=40)
     workdir = make_workspace(tmp_path, config)
     snakemake(workdir)
     model_dir = workdir / "resources" / "models" / "smollm2-135m"

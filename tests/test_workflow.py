@@ -231,11 +231,11 @@ def write_config(workdir, config):
 def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
     workdir, config = llama_run
     try:
-        write_config(workdir, {**config, "dumps": {**config["dumps"], "bidirectional": ["mlp_out", "resid"]}})
+        write_config(workdir, {**config, "dumps": {**config["dumps"], "instruction": ["mlp_out", "resid"]}})
         jobs = planned_jobs(workdir)
     finally:
         write_config(workdir, config)
-    # bidirectional/mlp_out is already there; only bidirectional/resid is new, once per task. The
+    # instruction/mlp_out is already there; only instruction/resid is new, once per task. The
     # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
     n = len(config["tasks"])
     assert jobs == {"dump_activations": n, "compute_features": n, "correlate": n, "report": 1, "write_config": 1,

@@ -236,7 +236,8 @@ def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
                 bar.set_color("0.6")
                 bar.set_hatch("//")
         ax.set_xticks(range(len(part)), names, rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"{model} / {task}", fontsize=9)
+        if len(panels) > 1:  # one panel: the title already names its model and task
+            ax.set_title(f"{model} / {task}", fontsize=9)
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
     fig.suptitle(title, fontsize=10)

@@ -15,6 +15,7 @@ from demoscope.scoring import score_options
 from demoscope.strategyreport import strategy_table, t_interval, wilson
 from demoscope.taskcorr import random_sets, set_table, task_rho_rows
 from demoscope.templates import Template
+from demoscope.tokens import length_batches
 from demoscope.zeroshot import next_token_entropy, option_entropy, zero_shot_uncertainty
 
 TEMPLATE = Template.from_config(
@@ -277,3 +278,11 @@ def test_generation_evaluation_decodes_each_prompt_alone(llama):
         assert row["output"] == alone and row["correct"] == exact_match(alone, answer) and row["predicted"] == -1
         gold = tok(" " + answer, add_special_tokens=False).input_ids
         assert row["gold_logprob"] == pytest.approx(naive_option_lp(model, prefix + query, gold), abs=1e-4)
+
+
+def test_length_batches_sort_by_length_and_fill_the_token_budget():
+    lengths = [5, 2, 9, 2, 4, 30]
+    batches = length_batches(lengths, batch_tokens=10)
+    # Shortest first; each batch's rows x its longest length fits 10, except a lone row.
+    assert batches == [[1, 3], [4, 0], [2], [5]]
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))

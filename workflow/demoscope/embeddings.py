@@ -18,7 +18,7 @@ import torch
 from .models import backbone
 from .records import Record
 from .templates import Template
-from .tokens import pad_batch
+from .tokens import length_batches, pad_batch
 
 
 def candidate_texts(template: Template, candidates: pl.DataFrame) -> list[str]:
@@ -52,21 +52,13 @@ def mean_pooled(encoder, tokenizer, texts: list[str], device: str, batch_tokens:
     ids = [tokenizer(text).input_ids for text in texts]
     if any(len(seq) == 0 for seq in ids):
         raise ValueError("embedding: a text encodes to no tokens")
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[np.ndarray | None] = [None] * len(ids)
-    start = 0
-    while start < len(order):
-        # Rows sorted by length: the batch's width is its last row's length.
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * len(ids[order[stop]]) <= batch_tokens:
-            stop += 1
-        rows = order[start:stop]
+    for rows in length_batches([len(seq) for seq in ids], batch_tokens):
         batch, mask = pad_batch([ids[i] for i in rows], tokenizer.pad_token_id, left=False)
         hidden = encoder(input_ids=batch.to(device), attention_mask=mask.to(device)).last_hidden_state.float().cpu()
         pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         for row, i in enumerate(rows):
             out[i] = pooled[row].numpy()
-        start = stop
     return np.stack(out)
 
 

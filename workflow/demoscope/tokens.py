@@ -24,3 +24,18 @@ def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor
             ids[row, where] = torch.tensor(seq)
             mask[row, where] = 1
     return ids, mask
+
+
+def length_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """Indices of sequences grouped into batches, shortest first, each holding as many rows as
+    fit `batch_tokens` padded tokens (rows x the batch's longest length; at least one row)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, start = [], 0
+    while start < len(order):
+        # Rows sorted by length: the batch's width is its last row's length.
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= batch_tokens:
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches

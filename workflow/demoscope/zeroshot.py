@@ -20,7 +20,7 @@ from .embeddings import candidate_texts
 from .models import backbone
 from .scoring import score_options
 from .templates import Template
-from .tokens import encode_text, pad_batch
+from .tokens import encode_text, length_batches, pad_batch
 
 
 def option_entropy(option_lp: np.ndarray) -> np.ndarray:
@@ -46,19 +46,12 @@ def next_token_entropy(model, prompts: list[list[int]], device: str, pad_id: int
     """Entropy (nats) of the next-token distribution after each prompt; only the last
     position goes through the vocabulary projection."""
     body, out = backbone(model), np.empty(len(prompts))
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * len(prompts[order[stop]]) <= batch_tokens:
-            stop += 1
-        rows = order[start:stop]
+    for rows in length_batches([len(p) for p in prompts], batch_tokens):
         ids, mask = pad_batch([prompts[i] for i in rows], pad_id, left=True)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).last_hidden_state
         lp = torch.log_softmax(model.get_output_embeddings()(hidden[:, -1]).float(), dim=-1)
         out[rows] = (-(lp.exp() * lp).sum(-1)).cpu().double().numpy()
-        start = stop
     return out
 
 

@@ -18,6 +18,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
 from demoscope.lenses import SAE_FEATURES
+from demoscope.sae_published import locate
 from demoscope.strategies import instances
 from demoscope.tasks import generation_settings, local_files
 
@@ -232,9 +233,11 @@ def sae_stores(model, task):
 
 def sae_directory(model, task, site, layer):
     """A layer's SAE: the model's published weights when `sae.pretrained` names a folder for
-    it, else the one `train_sae` trains on this task's pool."""
+    it (demoscope's, SAELens's or sparsify's layout, docs/sae.md), else the one `train_sae` trains on this task's pool.
+    """
     if model in SAE["pretrained"]:
-        return f"{SAE['pretrained'][model]}/{site}/layer_{layer}"
+        # <site>/layer_<L>, or the SAELens / sparsify folder whose hook name maps there.
+        return locate(SAE["pretrained"][model], site, int(layer))
     return f"results/{model}/{task}/sae/{site}/layer_{layer}"
 
 

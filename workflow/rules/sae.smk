@@ -91,7 +91,10 @@ rule sae_features:
         layers=SAE["layers"],
         top_latents=SAE["top_latents"],
         skip_first=SAE["skip_first"],
-        code=code_hash("sae_features", "sae", "store", "lenses", "massive"),
+        model_source=lambda wc: config["models"][wc.model]["source"],
+        code=code_hash(
+            "sae_features", "sae", "sae_published", "store", "lenses", "massive"
+        ),
     script:
         "../scripts/sae_features.py"
 

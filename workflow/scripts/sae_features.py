@@ -6,7 +6,7 @@ import polars as pl
 import torch
 
 from demoscope.parquet import write_parquet
-from demoscope.sae import load_sae
+from demoscope.sae_published import load_any
 from demoscope.sae_features import sae_features
 from demoscope.store import open_store
 
@@ -19,7 +19,11 @@ if outside:
         f"sae.layers: {outside} are outside the store {snakemake.input.store}, whose model has {store.n_layers} layers"
     )
 directories = dict(zip(params.layers, map(str, snakemake.input.saes)))
-saes = {layer: load_sae(path) for layer, path in directories.items()}
+# A published SAE must have been trained on this model, at this site and layer.
+saes = {
+    layer: load_any(path, snakemake.wildcards.site, layer, params.model_source)
+    for layer, path in directories.items()
+}
 features, quality = sae_features(store, saes, params.top_latents, params.skip_first)
 write_parquet(features, snakemake.output.features)
 quality = quality.with_columns(sae_dir=pl.Series([directories[layer] for layer in quality["layer"]]))

@@ -18,7 +18,6 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
 from demoscope.lenses import SAE_FEATURES
-from demoscope.sae_published import locate
 from demoscope.strategies import instances
 from demoscope.tasks import generation_settings, local_files
 
@@ -237,6 +236,9 @@ def sae_directory(model, task, site, layer):
     """
     if model in SAE["pretrained"]:
         # <site>/layer_<L>, or the SAELens / sparsify folder whose hook name maps there.
+        # Imported here: it imports torch, which a run without published SAEs need not load.
+        from demoscope.sae_published import locate
+
         return locate(SAE["pretrained"][model], site, int(layer))
     return f"results/{model}/{task}/sae/{site}/layer_{layer}"
 

@@ -91,7 +91,24 @@ def semantic_errors(config: dict) -> list[str]:
             )
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
-    return errors + sae_errors(config) + selection_errors(config)
+    return errors + sae_errors(config) + selection_errors(config) + beyond_errors(config)
+
+
+def beyond_errors(config: dict) -> list[str]:
+    """CondAcc's k fits every task's candidates; the task-vector lens names tasks that exist."""
+    errors = []
+    tasks = config.get("tasks") or {}
+    quality = config.get("quality") or {}
+    k = (quality.get("condacc") or {}).get("k", 4)
+    if quality.get("definition") == "condacc":
+        for name, task in tasks.items():
+            n = (task.get("sizes") or {}).get("candidates")
+            if isinstance(n, int) and k > n:
+                errors.append(f"quality.condacc.k: {k} demonstrations per prompt, but tasks.{name} has {n} candidates")
+    for task in (config.get("task_vector") or {}).get("tasks") or []:
+        if task not in tasks:
+            errors.append(f"task_vector.tasks: {task!r} is not a task of this config")
+    return errors
 
 
 def sae_errors(config: dict) -> list[str]:

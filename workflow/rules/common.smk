@@ -17,7 +17,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
-from demoscope.lenses import SAE_FEATURES
+from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
 from demoscope.strategies import instances
 from demoscope.tasks import generation_settings, local_files
 
@@ -32,6 +32,12 @@ SAE = config["sae"]
 SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
 SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
 SELECTION = config["selection"]
+QUALITY = config["quality"]
+TV_TASKS = (
+    TASKS
+    if config["task_vector"]["tasks"] is None
+    else list(config["task_vector"]["tasks"])
+)
 # Strategy instance name -> its own settings (demoscope/strategies.py names them).
 STRATEGIES = instances(SELECTION)
 # The selection stage runs for the tasks that have test queries.
@@ -142,6 +148,27 @@ def massive_features(wildcards):
     return f"results/{wildcards.model}/{wildcards.task}/features/{mask}/{site}.parquet"
 
 
+def quality_table(model, task):
+    """The quality every lens is correlated against: 1-shot (`quality.parquet`) or CondAcc
+    (`quality_condacc.parquet`), as `quality.definition` says; both have the same columns.
+    """
+    name = "quality_condacc" if QUALITY["definition"] == "condacc" else "quality"
+    return f"results/{model}/{task}/{name}.parquet"
+
+
+def quality_input(wildcards):
+    return quality_table(wildcards.model, wildcards.task)
+
+
+def tv_outputs(kind, model, task):
+    """The task-vector lens's table (kind tv_features or tv_correlations); none off its tasks."""
+    return (
+        [f"results/{model}/{task}/{kind}/prompt/resid.parquet"]
+        if task in TV_TASKS
+        else []
+    )
+
+
 def balanced(task):
     """The k demonstrations are label-balanced only for classification tasks."""
     return (
@@ -163,7 +190,7 @@ def select_inputs(wildcards):
                 f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
             )
     elif kind == "quality_oracle":
-        inputs["quality"] = f"{base}/quality.parquet"
+        inputs["quality"] = quality_table(wildcards.model, wildcards.task)
     elif kind in ("similarity", "diversity", "votek"):
         inputs["embeddings"] = f"{base}/embeddings.parquet"
     elif kind == "uncertainty":
@@ -203,9 +230,7 @@ def report_inputs():
             for task in TASKS
             for mask, site in DUMPS
         ],
-        "quality": expand(
-            "results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS
-        ),
+        "quality": [quality_table(model, task) for model in MODELS for task in TASKS],
         "skipped": expand(
             "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
         ),
@@ -214,6 +239,12 @@ def report_inputs():
             for model in MODELS
             for task in TASKS
             for path in sae_outputs("sae_correlations", model, task)
+        ],
+        "tv_correlations": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in tv_outputs("tv_correlations", model, task)
         ],
         "sae_quality": [
             path

@@ -55,7 +55,7 @@ rule plot_strongest:
         headline="results/report/headline.csv",
         features=lambda wc: store_features(wc.model, wc.task),
         sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
-        quality="results/{model}/{task}/quality.parquet",
+        quality=quality_input,
     output:
         png=report(
             "results/figures/strongest/{model}/{task}.png",
@@ -77,7 +77,7 @@ rule plot_strongest:
 
 rule plot_quality:
     input:
-        "results/{model}/{task}/quality.parquet",
+        quality_input,
     output:
         png=report(
             "results/figures/quality/{model}/{task}.png",

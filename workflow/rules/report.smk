@@ -1,7 +1,7 @@
 rule correlate:
     input:
         features="results/{model}/{task}/features/{mask}/{site}.parquet",
-        quality="results/{model}/{task}/quality.parquet",
+        quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
         "results/{model}/{task}/correlations/{mask}/{site}.parquet",

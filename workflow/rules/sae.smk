@@ -104,7 +104,7 @@ rule sae_features:
 rule correlate_sae:
     input:
         features="results/{model}/{task}/sae_features/{mask}/{site}.parquet",
-        quality="results/{model}/{task}/quality.parquet",
+        quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
         "results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",

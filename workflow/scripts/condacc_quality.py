@@ -1,0 +1,40 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import sys
+import time
+
+import torch
+
+from demoscope import models
+from demoscope.condacc import score_condacc
+from demoscope.parquet import read_table, write_parquet
+from demoscope.templates import Template
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+params = snakemake.params
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+began = time.perf_counter()
+quality, outcomes = score_condacc(
+    model,
+    tokenizer,
+    Template.from_config(params.template),
+    read_table(snakemake.input.candidates),
+    read_table(snakemake.input.queries),
+    params.condacc["k"],
+    params.condacc["sets"],
+    params.seed,
+    device,
+    compute["batch_tokens"],
+    kind=params.kind,
+    generation=params.generation,
+)
+write_parquet(quality, snakemake.output.quality)
+write_parquet(outcomes, snakemake.output.prompts)
+print(
+    f"CondAcc: {outcomes['prompt_id'].n_unique()} prompts of k={params.condacc['k']} x "
+    f"{outcomes['query_id'].n_unique()} queries in {time.perf_counter() - began:.1f} s",
+    file=sys.stderr,
+)

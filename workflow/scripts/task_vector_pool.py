@@ -1,0 +1,22 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+from demoscope.parquet import read_table, write_parquet
+from demoscope.records import Skipped
+from demoscope.task_vector import draw_pool
+from demoscope.tasks import load_split
+from demoscope.templates import Template
+
+params = snakemake.params
+task = params.task
+train = load_split(task, "train", params.data_dir, Skipped() if params.bad_records == "skip" else None)
+candidates = read_table(snakemake.input.candidates)
+pool = draw_pool(
+    train,
+    set(candidates["record_id"].to_list()),
+    params.pool,
+    params.seed,
+    Template.from_config(task.get("template")),
+)
+write_parquet(pool, snakemake.output[0])

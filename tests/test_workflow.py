@@ -16,7 +16,7 @@ from scipy import stats
 import browser
 from demoscope import models
 from demoscope.features import FEATURES
-from demoscope.lenses import SAE_FEATURES
+from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
@@ -46,15 +46,20 @@ def check_report(workdir, config) -> pl.DataFrame:
     sae_tasks = sae.get("tasks") or list(config["tasks"])
     expected += (len(config["models"]) * len(sae_tasks) * len(sae["stores"])
                  * len(SAE_FEATURES) * len(sae["layers"]) * n_metrics)
+    # The task-vector lens: its own (prompt, resid) rows on its tasks (config.yaml: sst2).
+    tv_tasks = [t for t in config["task_vector"]["tasks"] if t in config["tasks"]]
+    expected += len(config["models"]) * len(tv_tasks) * len(TASK_VECTOR_FEATURES) * n_layers * n_metrics
     assert table.height == expected
     assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
     assert set(table.filter(pl.col("lens") == "sae")["task"]) == set(sae_tasks)
-    assert set(table["lens"]) == {"moments", "massive", "sae"}
-    assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites}
+    assert set(table["lens"]) == {"moments", "massive", "sae"} | ({"task_vector"} if tv_tasks else set())
+    assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites} | (
+        {("prompt", "resid")} if tv_tasks else set()
+    )
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
     for (model, task, mask, site, lens), part in table.group_by(["model", "task", "mask", "site", "lens"]):
-        folder = "sae_features" if lens == "sae" else "features"
+        folder = {"sae": "sae_features", "task_vector": "tv_features"}.get(lens, "features")
         features = pl.read_parquet(workdir / f"results/{model}/{task}/{folder}/{mask}/{site}.parquet")
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):

@@ -1,0 +1,93 @@
+"""The lenses beyond the study through Snakemake on a tiny model: CondAcc quality, the task-vector
+lens and published (SAELens, sparsify) SAEs, into the report beside the study's lenses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from demoscope.condacc import draw_prompts
+from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
+
+from conftest import make_workspace, snakemake, tiny_config
+
+pytestmark = pytest.mark.slow
+HIDDEN, LAYERS = 32, 3
+
+
+def published_saes(folder, model_name: str) -> None:
+    """A SAELens JumpReLU SAE for layer 0's MLP output and a sparsify TopK SAE for layer 2's."""
+    g = torch.Generator().manual_seed(0)
+    d_sae = 64
+    saelens = folder / "saelens" / "blocks.0.hook_mlp_out"
+    saelens.mkdir(parents=True)
+    save_file({"W_enc": torch.randn(HIDDEN, d_sae, generator=g), "W_dec": torch.randn(d_sae, HIDDEN, generator=g) * 0.1,
+               "b_enc": torch.zeros(d_sae), "b_dec": torch.zeros(HIDDEN), "threshold": torch.full((d_sae,), 0.05)},
+              saelens / "sae_weights.safetensors")
+    (saelens / "cfg.json").write_text(json.dumps(
+        {"d_in": HIDDEN, "d_sae": d_sae, "architecture": "jumprelu", "apply_b_dec_to_input": True,
+         "normalize_activations": "none", "meta": {"model_name": model_name, "hook_name": "blocks.0.hook_mlp_out"}}))
+    sparsify = folder / "sparsify" / "layers.2.mlp"
+    sparsify.mkdir(parents=True)
+    save_file({"encoder.weight": torch.randn(d_sae, HIDDEN, generator=g), "encoder.bias": torch.zeros(d_sae),
+               "W_dec": torch.randn(d_sae, HIDDEN, generator=g) * 0.1, "b_dec": torch.zeros(HIDDEN)},
+              sparsify / "sae.safetensors")
+    (sparsify / "cfg.json").write_text(json.dumps({"activation": "topk", "num_latents": d_sae, "k": 4, "d_in": HIDDEN}))
+    (sparsify.parent / "config.json").write_text(json.dumps({"model": model_name}))
+
+
+def test_condacc_task_vectors_and_published_saes_reach_the_report(tmp_path, tiny_llama, tiny_data):
+    config = tiny_config(tiny_llama, tiny_data)
+    config["tasks"] = {"sst2": config["tasks"]["sst2"]}
+    config["quality"] = {"definition": "condacc", "condacc": {"k": 2, "sets": 3}}
+    config["task_vector"] = {"tasks": ["sst2"], "pool": 8}
+    published_saes(tmp_path / "saes", tiny_llama.name)
+    config["sae"]["pretrained"] = {"tiny": str(tmp_path / "saes")}
+    workdir = make_workspace(tmp_path / "wf", config)
+    snakemake(workdir)
+
+    base = workdir / "results/tiny/sst2"
+    quality = pl.read_parquet(base / "quality_condacc.parquet")
+    prompts = pl.read_parquet(base / "condacc_prompts.parquet")
+    candidates = pl.read_parquet(base / "prompts/candidates.parquet")
+    assert quality.height == candidates.height == 10 and not (base / "quality.parquet").exists()
+    # 10 candidates, k = 2, 3 rounds: 15 prompts, each scored on the 4 quality queries.
+    assert prompts.height == 15 * 4 and (quality["n_prompts"] == 3).all()
+    assert prompts["cand_ids"].unique(maintain_order=True).to_list() == draw_prompts(list(range(10)), 2, 3, 0)
+    per_prompt = prompts.group_by("prompt_id").agg(pl.col("correct").mean(), pl.col("cand_ids").first())
+    for row in quality.iter_rows(named=True):
+        mine = per_prompt.filter(pl.col("cand_ids").list.contains(row["cand_id"]))
+        assert row["accuracy"] == pytest.approx(mine["correct"].mean())
+
+    tv = pl.read_parquet(base / "tv_features/prompt/resid.parquet")
+    assert tv.height == 10 * LAYERS and tv["tv_cosine"].is_between(-1, 1).all() and (tv["tv_norm"] > 0).all()
+    pool = pl.read_parquet(base / "prompts/task_vector_pool.parquet")
+    assert pool.height == 8 and not set(pool["record_id"]) & set(candidates["record_id"])
+
+    table = pl.read_csv(workdir / "results/report/spearman.csv")
+    assert set(table["lens"]) == {"moments", "massive", "sae", "task_vector"}
+    tv_rows = table.filter(pl.col("lens") == "task_vector")
+    n_metrics = len(config["report"]["quality_metrics"])
+    assert tv_rows.height == len(TASK_VECTOR_FEATURES) * LAYERS * n_metrics
+    assert set(zip(tv_rows["mask"], tv_rows["site"])) == {("prompt", "resid")}
+    # Correlated against CondAcc: the rho the report shows is Spearman's over this quality table.
+    from scipy import stats
+
+    row = tv_rows.filter((pl.col("feature") == "tv_norm") & (pl.col("layer") == 1) & (pl.col("quality") == "gold_logprob")).row(0, named=True)
+    x = tv.filter(pl.col("layer") == 1).sort("cand_id")["tv_norm"].to_numpy()
+    y = quality.sort("cand_id")["gold_logprob"].to_numpy()
+    assert row["rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    sae_rows = table.filter(pl.col("lens") == "sae")
+    assert sae_rows.height == len(SAE_FEATURES) * 2 * n_metrics and set(sae_rows["layer"]) == {0, 2}
+    sae_quality = pl.read_parquet(base / "sae_quality/causal/mlp_out.parquet")
+    assert sae_quality["sae_dir"].to_list() == [str(tmp_path / "saes/saelens/blocks.0.hook_mlp_out"),
+                                                str(tmp_path / "saes/sparsify/layers.2.mlp")]
+    assert sae_quality["k"].to_list() == [None, 4] and np.isfinite(sae_quality["store_explained_variance"].to_numpy()).all()
+    assert not (workdir / "results/tiny/sst2/sae").exists()  # published weights: nothing trained
+    summary = (workdir / "results/report/summary.md").read_text()
+    assert "| tiny | sst2 | task_vector |" in summary

@@ -1,5 +1,5 @@
 """The lenses beyond the study through Snakemake on a tiny model: CondAcc quality, the task-vector
-lens and published (SAELens, sparsify) SAEs, into the report beside the study's lenses."""
+and attention lenses and published (SAELens, sparsify) SAEs, into the report beside the study's lenses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from demoscope.condacc import draw_prompts
-from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
+from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
 
 from conftest import make_workspace, snakemake, tiny_config
 
@@ -41,11 +41,12 @@ def published_saes(folder, model_name: str) -> None:
     (sparsify.parent / "config.json").write_text(json.dumps({"model": model_name}))
 
 
-def test_condacc_task_vectors_and_published_saes_reach_the_report(tmp_path, tiny_llama, tiny_data):
+def test_condacc_task_vectors_attention_and_published_saes_reach_the_report(tmp_path, tiny_llama, tiny_data):
     config = tiny_config(tiny_llama, tiny_data)
     config["tasks"] = {"sst2": config["tasks"]["sst2"]}
     config["quality"] = {"definition": "condacc", "condacc": {"k": 2, "sets": 3}}
     config["task_vector"] = {"tasks": ["sst2"], "pool": 8}
+    config["attention"] = {"tasks": ["sst2"], "probes": 2, "calibration": 4}
     published_saes(tmp_path / "saes", tiny_llama.name)
     config["sae"]["pretrained"] = {"tiny": str(tmp_path / "saes")}
     workdir = make_workspace(tmp_path / "wf", config)
@@ -70,7 +71,7 @@ def test_condacc_task_vectors_and_published_saes_reach_the_report(tmp_path, tiny
     assert pool.height == 8 and not set(pool["record_id"]) & set(candidates["record_id"])
 
     table = pl.read_csv(workdir / "results/report/spearman.csv")
-    assert set(table["lens"]) == {"moments", "massive", "sae", "task_vector"}
+    assert set(table["lens"]) == {"moments", "massive", "sae", "task_vector", "attention"}
     tv_rows = table.filter(pl.col("lens") == "task_vector")
     n_metrics = len(config["report"]["quality_metrics"])
     assert tv_rows.height == len(TASK_VECTOR_FEATURES) * LAYERS * n_metrics
@@ -89,5 +90,20 @@ def test_condacc_task_vectors_and_published_saes_reach_the_report(tmp_path, tiny
                                                 str(tmp_path / "saes/sparsify/layers.2.mlp")]
     assert sae_quality["k"].to_list() == [None, 4] and np.isfinite(sae_quality["store_explained_variance"].to_numpy()).all()
     assert not (workdir / "results/tiny/sst2/sae").exists()  # published weights: nothing trained
+    # The attention lens: probes and calibration records are neither candidates nor quality queries.
+    probes = pl.read_parquet(base / "prompts/attention_probes.parquet")
+    calibration = pl.read_parquet(base / "prompts/attention_calibration.parquet")
+    queries = pl.read_parquet(base / "prompts/quality_queries.parquet")
+    used = set(probes["record_id"]) | set(calibration["record_id"])
+    assert probes.height == 2 and calibration.height == 8 and len(used) == 10
+    assert not used & set(candidates["record_id"]) and not set(probes["text"]) & set(queries["query"])
+    heads = pl.read_parquet(base / "attention_heads.parquet")
+    best = heads.filter(pl.col("best")).row(0, named=True)
+    assert best["calibration_label_attention"] == heads["calibration_label_attention"].max()
+    attn_rows = table.filter(pl.col("lens") == "attention")
+    assert attn_rows.height == (len(ATTENTION_FEATURES["probe"]) * LAYERS + len(ATTENTION_FEATURES["best_head"])) * n_metrics
+    assert set(attn_rows.filter(pl.col("mask") == "best_head")["layer"]) == {best["layer"]}
+    head_features = pl.read_parquet(base / "attn_features/best_head/attn.parquet")
+    assert (head_features["head"] == best["head"]).all() and head_features["kato_affinity"].is_between(-1, 1).all()
     summary = (workdir / "results/report/summary.md").read_text()
-    assert "| tiny | sst2 | task_vector |" in summary
+    assert "| tiny | sst2 | task_vector |" in summary and "| tiny | sst2 | attention |" in summary

@@ -16,7 +16,7 @@ from scipy import stats
 import browser
 from demoscope import models
 from demoscope.features import FEATURES
-from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
+from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
@@ -49,17 +49,23 @@ def check_report(workdir, config) -> pl.DataFrame:
     # The task-vector lens: its own (prompt, resid) rows on its tasks (config.yaml: sst2).
     tv_tasks = [t for t in config["task_vector"]["tasks"] if t in config["tasks"]]
     expected += len(config["models"]) * len(tv_tasks) * len(TASK_VECTOR_FEATURES) * n_layers * n_metrics
+    # The attention lens: every layer under `probe`, the best head's layer under `best_head`.
+    attn_tasks = [t for t in config["attention"]["tasks"] if t in config["tasks"]]
+    per_task = len(ATTENTION_FEATURES["probe"]) * n_layers + len(ATTENTION_FEATURES["best_head"])
+    expected += len(config["models"]) * len(attn_tasks) * per_task * n_metrics
     assert table.height == expected
     assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
     assert set(table.filter(pl.col("lens") == "sae")["task"]) == set(sae_tasks)
-    assert set(table["lens"]) == {"moments", "massive", "sae"} | ({"task_vector"} if tv_tasks else set())
+    assert set(table["lens"]) == {"moments", "massive", "sae"} | ({"task_vector"} if tv_tasks else set()) | (
+        {"attention"} if attn_tasks else set()
+    )
     assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites} | (
         {("prompt", "resid")} if tv_tasks else set()
-    )
+    ) | ({("probe", "attn"), ("best_head", "attn")} if attn_tasks else set())
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
     for (model, task, mask, site, lens), part in table.group_by(["model", "task", "mask", "site", "lens"]):
-        folder = {"sae": "sae_features", "task_vector": "tv_features"}.get(lens, "features")
+        folder = {"sae": "sae_features", "task_vector": "tv_features", "attention": "attn_features"}.get(lens, "features")
         features = pl.read_parquet(workdir / f"results/{model}/{task}/{folder}/{mask}/{site}.parquet")
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):

@@ -95,7 +95,7 @@ def semantic_errors(config: dict) -> list[str]:
 
 
 def beyond_errors(config: dict) -> list[str]:
-    """CondAcc's k fits every task's candidates; the task-vector lens names tasks that exist."""
+    """CondAcc's k fits every task's candidates; the task-vector and attention lenses name tasks that exist."""
     errors = []
     tasks = config.get("tasks") or {}
     quality = config.get("quality") or {}
@@ -105,9 +105,10 @@ def beyond_errors(config: dict) -> list[str]:
             n = (task.get("sizes") or {}).get("candidates")
             if isinstance(n, int) and k > n:
                 errors.append(f"quality.condacc.k: {k} demonstrations per prompt, but tasks.{name} has {n} candidates")
-    for task in (config.get("task_vector") or {}).get("tasks") or []:
-        if task not in tasks:
-            errors.append(f"task_vector.tasks: {task!r} is not a task of this config")
+    for lens in ("task_vector", "attention"):
+        for task in (config.get(lens) or {}).get("tasks") or []:
+            if task not in tasks:
+                errors.append(f"{lens}.tasks: {task!r} is not a task of this config")
     return errors
 
 

@@ -1,14 +1,17 @@
-"""The lenses a reported feature belongs to: moments (and n_tokens), massive activations, SAE, task vector."""
+"""The lenses a reported feature belongs to: moments (and n_tokens), massive activations, SAE, task
+vector, attention."""
 
 from __future__ import annotations
 
 from .massive import MASSIVE
 
-LENSES = ("moments", "massive", "sae", "task_vector")
+LENSES = ("moments", "massive", "sae", "task_vector", "attention")
 # Numeric features of the SAE lens that enter the Spearman report (sae_features.py defines them).
 SAE_FEATURES = ("sae_nmse", "sae_l0", "sae_entropy", "sae_task_cosine")
 # The task-vector lens (task_vector.py defines them).
 TASK_VECTOR_FEATURES = ("tv_cosine", "tv_norm")
+# The attention lens (attention.py): per layer (heads averaged), and at the calibration's best head.
+ATTENTION_FEATURES = {"probe": ("attn_demo", "attn_label"), "best_head": ("attn_label_head", "kato_affinity")}
 
 
 def lens_of(feature: str) -> str:
@@ -16,6 +19,8 @@ def lens_of(feature: str) -> str:
         return "sae"
     if feature in TASK_VECTOR_FEATURES:
         return "task_vector"
+    if any(feature in names for names in ATTENTION_FEATURES.values()):
+        return "attention"
     if feature in MASSIVE:
         return "massive"
     return "moments"

@@ -141,7 +141,7 @@ def lens_section(spearman: pl.DataFrame, alpha: float) -> tuple[str, str, pl.Dat
     table = best.join(same, on=keys, how="left").sort(keys)
     text = (
         "The largest |rho| of each lens (moments, including `n_tokens`; massive activations; the sparse "
-        "autoencoder), with where it came from; `defined` counts its tests with a defined rho and "
+        "autoencoder; the task vector and the query-conditioned attention, docs/lenses.md), with where it came from; `defined` counts its tests with a defined rho and "
         "`significant` those with padj < "
         f"{alpha}. A lens with more tests has more chances at a large maximum: `max_abs_rho_sae_layers` "
         f"is the same maximum over the layers the SAE lens covers ({', '.join(map(str, sorted(sae_layers))) or 'none'}) "

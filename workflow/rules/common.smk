@@ -17,7 +17,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
-from demoscope.lenses import SAE_FEATURES, TASK_VECTOR_FEATURES
+from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
 from demoscope.strategies import instances
 from demoscope.tasks import generation_settings, local_files
 
@@ -33,6 +33,11 @@ SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
 SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
 SELECTION = config["selection"]
 QUALITY = config["quality"]
+ATTENTION_TASKS = (
+    TASKS
+    if config["attention"]["tasks"] is None
+    else list(config["attention"]["tasks"])
+)
 TV_TASKS = (
     TASKS
     if config["task_vector"]["tasks"] is None
@@ -169,6 +174,16 @@ def tv_outputs(kind, model, task):
     )
 
 
+def attention_outputs(kind, model, task):
+    """The attention lens's tables (kind attn_features or attn_correlations), one per view."""
+    if task not in ATTENTION_TASKS:
+        return []
+    return [
+        f"results/{model}/{task}/{kind}/{view}/attn.parquet"
+        for view in ATTENTION_FEATURES
+    ]
+
+
 def balanced(task):
     """The k demonstrations are label-balanced only for classification tasks."""
     return (
@@ -245,6 +260,12 @@ def report_inputs():
             for model in MODELS
             for task in TASKS
             for path in tv_outputs("tv_correlations", model, task)
+        ],
+        "attn_correlations": [
+            path
+            for model in MODELS
+            for task in TASKS
+            for path in attention_outputs("attn_correlations", model, task)
         ],
         "sae_quality": [
             path

@@ -25,7 +25,8 @@ for path in snakemake.input.quality:
     model, task = Path(path).parts[-3:-1]
     quality[(model, task)] = read_table(path)
 parts = []
-for path in [*snakemake.input.correlations, *snakemake.input.sae_correlations, *snakemake.input.tv_correlations]:
+lens_tables = [snakemake.input.sae_correlations, snakemake.input.tv_correlations, snakemake.input.attn_correlations]
+for path in [*snakemake.input.correlations, *[p for paths in lens_tables for p in paths]]:
     model, task, _, mask, site = Path(path).with_suffix("").parts[-5:]
     parts.append(({"model": model, "task": task, "mask": mask, "site": site}, pl.read_parquet(path)))
 table = spearman_table(parts)

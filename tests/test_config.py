@@ -74,6 +74,9 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["sae"].update(tasks=["boolq"]), "sae.tasks: 'boolq' is not a task of this config"),
         (lambda c: c["sae"].update(pretrained={"llama": "/saes"}), "sae.pretrained: 'llama' is not a model of this config"),
         (lambda c: c["sae"].update(pool=8, held_out=0.01), "sae.held_out: 0.01 of sae.pool 8 records leaves no held-out or no training record"),
+        (lambda c: c["quality"].update(definition="condacc", condacc={"k": 36, "sets": 2}), "quality.condacc.k: 36 demonstrations per prompt, but tasks.arc_challenge has 32 candidates"),
+        (lambda c: c["task_vector"].update(tasks=["boolq"]), "task_vector.tasks: 'boolq' is not a task of this config"),
+        (lambda c: c["attention"].update(tasks=["sst2", "nope"]), "attention.tasks: 'nope' is not a task of this config"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):

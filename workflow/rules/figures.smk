@@ -55,6 +55,8 @@ rule plot_strongest:
         headline="results/report/headline.csv",
         features=lambda wc: store_features(wc.model, wc.task),
         sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
+        lens_features=lambda wc: tv_outputs("tv_features", wc.model, wc.task)
+        + attention_outputs("attn_features", wc.model, wc.task),
         quality=quality_input,
     output:
         png=report(

@@ -13,9 +13,10 @@ row = top.row(0, named=True)
 if row["feature"] is None:
     message("Every correlation of this model and task is NaN.", title, snakemake.output)
 else:
-    folder = "sae_features" if row["lens"] == "sae" else "features"
+    folders = {"sae": "sae_features", "task_vector": "tv_features", "attention": "attn_features"}
+    folder = folders.get(row["lens"], "features")
     store = f"/{folder}/{row['mask']}/{row['site']}.parquet"
-    tables = [*snakemake.input.features, *snakemake.input.sae_features]
+    tables = [*snakemake.input.features, *snakemake.input.sae_features, *snakemake.input.lens_features]
     features = pl.read_parquet(next(p for p in tables if p.endswith(store)))
     data = features.filter(pl.col("layer") == row["layer"]).join(pl.read_parquet(snakemake.input.quality), on="cand_id")
     strongest_scatter(data[row["feature"]], data[row["quality"]], data["label"], row, title, snakemake.output)

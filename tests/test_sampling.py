@@ -99,5 +99,24 @@ def test_without_a_dev_split_quality_queries_are_held_out_of_train():
     assert set(more["quality_queries"]["input"]) > drawn("quality_queries")
     kept = drawn("candidates") - set(more["quality_queries"]["input"])
     assert kept <= set(more["candidates"]["input"]) and len(kept) < 20
-    with pytest.raises(ValueError, match="candidate pool .train, quality queries held out.: asked for 58"):
+    with pytest.raises(ValueError, match=r"sizes.candidates \(candidate pool, from train, quality queries held out\): asked for 58"):
         tables_without_dev(train, 58, 6)
+
+
+def test_an_oversized_draw_names_its_config_key():
+    from types import SimpleNamespace
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.templates import Template
+
+    records = lambda n, name: [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)  # noqa: E731
+                               for i, lab in zip(range(n), ["neg", "pos"] * n)]
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    splits = {"train": records(10, "train"), "dev": records(6, "dev"), "test": records(4, "test")}
+    for sizes, message in [
+        ({"candidates": 5000, "quality_queries": 2}, r"tasks.reviews.sizes.candidates \(candidate pool, from train\): asked for 5000 records but only 10"),
+        ({"candidates": 4, "quality_queries": 7}, r"tasks.reviews.sizes.quality_queries \(quality queries, from dev\): asked for 7 records but only 6"),
+        ({"candidates": 4, "quality_queries": 2, "test_queries": 9}, r"tasks.reviews.sizes.test_queries \(test queries, from test\): asked for 9"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build_prompt_tables(splits, Template.from_config(None), sizes, 0, tokenizer, key="tasks.reviews.sizes")

@@ -378,4 +378,5 @@ def test_data_dir_without_the_task_folder_stops_planning(tmp_path, tiny_llama):
     workdir = make_workspace(tmp_path / "ws", tiny_config(tiny_llama, tmp_path / "empty"))
     done = snakemake(workdir, "-n", check=False)
     assert done.returncode != 0
-    assert f"task 'sst2' reads its local source, but no train/dev/test .jsonl files are in {tmp_path / 'empty' / 'sst2'}" in done.stdout + done.stderr
+    folder = tmp_path / "empty" / "sst2"
+    assert f"tasks.sst2.local: the train split's file {folder}/train.<jsonl|json|csv|tsv|parquet|txt> does not exist" in done.stdout + done.stderr

@@ -28,7 +28,7 @@ def _table(records: list[Record], text: str, texts: list[str], tokenizer, id_nam
 
 
 def build_prompt_tables(
-    splits: dict[str, list[Record]], template: Template, sizes: dict, seed: int, tokenizer
+    splits: dict[str, list[Record]], template: Template, sizes: dict, seed: int, tokenizer, key: str = "sizes"
 ) -> dict[str, pl.DataFrame]:
     """Candidates come from train, quality queries from dev, test queries from test.
 
@@ -38,29 +38,32 @@ def build_prompt_tables(
     drawn first, with the seed a dev draw would use, and the candidates are then
     drawn from train with every record equal to a query left out. So the queries
     never depend on the candidate count, and more quality queries replace only
-    the candidates that became queries.
+    the candidates that became queries. `key` is the config key of `sizes`
+    (`tasks.<task>.sizes`), which a draw that asks for too many names.
     """
     train, dev = splits["train"], splits.get("dev")
     if dev is None:
         quality = balanced_sample(
-            train, sizes["quality_queries"], seed + 1, what="quality queries (held out of train: the task has no dev split)"
+            train, sizes["quality_queries"], seed + 1, what=f"{key}.quality_queries (quality queries, held out of train: the task has no dev split)"
         )
         held = {(r.input, r.answer) for r in quality}
         held_ids = {r.id for r in train if (r.input, r.answer) in held}
         candidates = balanced_sample(
-            train, sizes["candidates"], seed, exclude=held_ids, what="candidate pool (train, quality queries held out)"
+            train, sizes["candidates"], seed, exclude=held_ids, what=f"{key}.candidates (candidate pool, from train, quality queries held out)"
         )
     else:
-        candidates = balanced_sample(train, sizes["candidates"], seed, what="candidate pool (train)")
+        candidates = balanced_sample(train, sizes["candidates"], seed, what=f"{key}.candidates (candidate pool, from train)")
         # No candidate is ever its own quality query. Examples are matched by content, not id:
         # records without an id of their own (DataICL) are numbered per file, so ids repeat
         # across splits and would exclude unrelated dev records.
         drawn = {(r.input, r.answer) for r in candidates}
         duplicates = {r.id for r in dev if (r.input, r.answer) in drawn}
         quality = balanced_sample(
-            dev, sizes["quality_queries"], seed + 1, exclude=duplicates, what="quality queries (dev)"
+            dev, sizes["quality_queries"], seed + 1, exclude=duplicates, what=f"{key}.quality_queries (quality queries, from dev)"
         )
-    tests = balanced_sample(splits["test"], sizes.get("test_queries", 0), seed + 2, what="test queries (test)")
+    tests = balanced_sample(
+        splits["test"], sizes.get("test_queries", 0), seed + 2, what=f"{key}.test_queries (test queries, from test)"
+    )
     return {
         "candidates": _table(
             candidates, "demonstration", [template.demonstration_text(r) for r in candidates], tokenizer, "cand_id"

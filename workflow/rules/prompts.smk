@@ -16,6 +16,8 @@ rule build_prompts:
         data_dir=DATA_DIR,
         seed=config["seed"],
         bad_records=config["bad_records"],
-        code=code_hash("records", "tasks", "templates", "sampling", "prompts", "tokens"),
+        code=code_hash(
+            "records", "tasks", "templates", "sampling", "prompts", "tokens", "models"
+        ),
     script:
         "../scripts/build_prompts.py"

@@ -81,13 +81,13 @@ def dump_activations(
             cache = None
             if batch.prefix is not None:
                 prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
-                cache = body(**prefix, use_cache=True).past_key_values
+                cache = body(**prefix, use_cache=True).cache
                 cache.batch_repeat_interleave(batch.prefix["repeat"])
             body(
                 input_ids=batch.input_ids.to(device),
                 attention_mask=batch.attention_mask.to(device),
                 position_ids=batch.position_ids.to(device),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=False,
             )
             keep = batch.keep.to(device)

@@ -112,6 +112,7 @@ def test_a_fields_source_without_its_keys_is_named_before_any_job():
     check_config(edited(lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, label_words={"HUM": "human", "LOC": "place"}))), SCHEMA)
 
 
+@pytest.mark.slow
 def test_a_typo_in_a_csv_tasks_input_stops_snakemake_before_any_job(tmp_path):
     """A placeholder that is no column of the task's file is named when the workflow starts,
     with the file and the columns it has."""

@@ -297,3 +297,26 @@ def test_local_sources_are_checked_against_their_files_before_any_job(tmp_path):
     assert [e.split(" does not exist")[0] for e in errors] == [
         f"tasks.nothing.local: the {s} split's file {tmp_path / 'nothing'}/{s}.<jsonl|json|csv|tsv|parquet|txt>" for s in ("train", "test")
     ]
+
+
+@pytest.mark.slow
+def test_a_plain_text_task_runs_build_prompts_by_config_alone(tmp_path, tiny_llama):
+    """The workflow end to end up to the prompt tables: a question-type text file, train and
+    test only, read through config (common.smk lists the .txt files as the job's inputs)."""
+    import polars as pl
+
+    from conftest import make_workspace, snakemake, tiny_config
+
+    write_question_files(tmp_path / "data")
+    config = tiny_config(tiny_llama, tmp_path / "data")
+    config["tasks"] = {"questions": {**QUESTION_TASK, "template": {"instruction": "Name each question's type."}}}
+    workdir = make_workspace(tmp_path / "ws", config)
+    snakemake(workdir, "results/tiny/questions/prompts/candidates.parquet")
+    prompts = workdir / "results" / "tiny" / "questions" / "prompts"
+    queries = pl.read_parquet(prompts / "quality_queries.parquet")
+    candidates = pl.read_parquet(prompts / "candidates.parquet")
+    assert sorted(queries["label"]) == ["description", "entity", "human", "location", "number"]
+    assert candidates.height == 12 and not set(queries["input"]) & set(candidates["input"])
+    assert candidates["demonstration"][0].startswith("Question: ") and "\nType: " in candidates["demonstration"][0]
+    log = (workdir / "results" / "logs" / "build_prompts" / "tiny" / "questions.log").read_text()
+    assert "no dev split: quality queries are held out of train" in log

@@ -36,6 +36,10 @@ def test_fields_format_maps_integer_labels_to_words():
     spec = {"input": "Review: {sentence}\nSentiment:", "label": "label", "label_words": ["negative", "positive"]}
     (record,) = parse_records([("hub#0", {"sentence": "fine", "label": 1})], "fields", spec)
     assert record.input == "Review: fine\nSentiment:" and record.answer == "positive"
+    # A mapping of raw labels to words, its keys as YAML reads them (ints) or as text.
+    for words in ({0: "negative", 1: "positive"}, {"0": "negative", "1": "positive"}):
+        rows = [("a.csv:2", {"sentence": "fine", "label": "1"}), ("hub#1", {"sentence": "dull", "label": 0})]
+        assert [r.answer for r in parse_records(rows, "fields", {**spec, "label_words": words})] == ["positive", "negative"]
 
 
 @pytest.mark.parametrize(

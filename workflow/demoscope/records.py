@@ -120,8 +120,9 @@ def parse_fields(obj: dict, where: str, index: int, spec: dict, key: str = "loca
 def label_word(raw, label_words: list | dict) -> tuple[str | None, list[str]]:
     """(the label word of a raw label, or None; the label words in option order)."""
     if isinstance(label_words, dict):
+        # Keys as text: YAML reads `{0: negative}` with an int key, a CSV cell gives "0".
         words = list(label_words.values())
-        return label_words.get(str(raw)), words
+        return {str(k): v for k, v in label_words.items()}.get(str(raw)), words
     words = list(label_words)
     # A native int (bool too: BoolQ's False/True index [no, yes]) is an index; a string is
     # the word itself, else, when it is all digits (CSV and text give every value as a

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
 from demoscope import masks  # noqa: E402
 from demoscope.prompts import build_prompt_tables  # noqa: E402
-from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.quality import encode_prompts  # noqa: E402
 from demoscope.sampling import balanced_head  # noqa: E402
 from demoscope.tasks import has_split, load_split  # noqa: E402
 from demoscope.templates import Template  # noqa: E402
@@ -110,9 +110,8 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
         out["dumps"][mask] = {"stored_tokens": stored, "forward_tokens": forward}
     # score_quality: each candidate's prefix once, then every quality query after it, then
     # every option token after the first (the first is predicted by the query's last position).
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [len(encode_text(tokenizer, prefix_text + d, first=True)) for d in demos]
-    q_ids, o_ids = encode_queries(tokenizer, template, quality)
+    prefix_ids, q_ids, o_ids = encode_prompts(tokenizer, template, [[d] for d in demos], quality)
+    prefixes = [len(p) for p in prefix_ids]
     n = len(demos)
     out["score"] = {
         "prefix_tokens": sum(prefixes),

@@ -38,7 +38,7 @@ def dump_activations(
     same inputs and settings continues after the last fully written batch.
 
     `context` carries what a strategy needs beyond the texts: `instruction` and
-    `separator` for `instruction`, `queries` and `separator` for `query`.
+    `separator` for `instruction`; `queries`, `instruction` and `separator` for `query`.
     """
     plan = masks.plan(mask, texts, tokenizer, batch_tokens, dtype=model.dtype, **context)
     chosen = list(range(len(decoder_layers(model)))) if layers is None else [int(layer) for layer in layers]

@@ -120,7 +120,11 @@ def mask_context(wildcards):
         )
     if wildcards.mask == "query":
         return canonical(
-            {"n_queries": config["query_mask"]["queries"], "separator": separator}
+            {
+                "n_queries": config["query_mask"]["queries"],
+                "instruction": template.get("instruction", ""),
+                "separator": separator,
+            }
         )
     return {}
 

@@ -58,6 +58,7 @@ def semantic_errors(config: dict) -> list[str]:
     offline = bool(config.get("data_dir"))
     dumps = config.get("dumps") or {}
     n_query = (config.get("query_mask") or {}).get("queries", 4)
+    leaky = (config.get("query_mask") or {}).get("source") == "quality_queries_leaky"
     for name, task in (config.get("tasks") or {}).items():
         if not isinstance(task, dict):
             continue
@@ -85,10 +86,10 @@ def semantic_errors(config: dict) -> list[str]:
                 errors.append(f"tasks.{name}.template.{key}: must contain {', '.join('{' + f + '}' for f in sorted(missing))}")
         errors.extend(_kind_errors(name, task))
         sizes = task.get("sizes") or {}
-        if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
-            errors.append(
-                f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.quality_queries ({sizes['quality_queries']})"
-            )
+        pool_key = "quality_queries" if leaky else "probe_queries"
+        pool = sizes.get(pool_key, None if leaky else 4)
+        if "query" in dumps and isinstance(pool, int) and n_query > pool:
+            errors.append(f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.{pool_key} ({pool})")
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
     return errors + sae_errors(config) + selection_errors(config)

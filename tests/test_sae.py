@@ -269,3 +269,18 @@ def test_pool_excludes_candidates_and_holds_out_its_tail():
     assert again.equals(pool)
     with pytest.raises(ValueError, match="sae.pool .*asked for 41 records but only 40 are available"):
         draw_pool(train, candidates, 41, 0.2, 0, Template.from_config(None), Tokens())
+
+
+def test_a_candidate_without_tokens_has_nan_features_and_no_top_latents(tmp_path):
+    rng = np.random.default_rng(8)
+    lengths = [3, 1, 0, 4]  # candidate 1 has only its first token, candidate 2 none at all
+    x = rng.normal(size=(sum(lengths), 3))
+    features = sae_features(write_store(tmp_path / "e.zarr", x, lengths), {0: hand_built_sae()}, top=2,
+                            skip_first=True)[0]
+    for cand in (1, 2):
+        row = features.filter(pl.col("cand_id") == cand).row(0, named=True)
+        assert all(np.isnan(row[name]) for name in SAE_FEATURES), row
+        assert row["sae_top_ids"] == [] and row["sae_top_values"] == []
+    for cand in (0, 3):
+        row = features.filter(pl.col("cand_id") == cand).row(0, named=True)
+        assert not any(np.isnan(row[name]) for name in SAE_FEATURES) and len(row["sae_top_ids"]) == 2

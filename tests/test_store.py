@@ -84,3 +84,14 @@ def test_tables_carry_a_row_marker_that_readers_check(tmp_path):
     (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(TableError, match="unreadable Parquet table"):
         read_table(tmp_path / "cut.parquet")
+
+
+def test_a_float16_store_refuses_values_beyond_its_range(tmp_path):
+    from demoscope.dump import check_range
+
+    block = np.zeros((2, 3, 4), dtype=np.float32)
+    check_range(block, "float16", [5, 9], tmp_path / "s.zarr")
+    block[1, 2, 0] = -70000.0
+    check_range(block, "float32", [5, 9], tmp_path / "s.zarr")  # float32 holds it
+    with pytest.raises(store.StoreError, match=r"beyond float16's range \(65504\) at layer 9: 70000.*compute.store_dtype: float32"):
+        check_range(block, "float16", [5, 9], tmp_path / "s.zarr")

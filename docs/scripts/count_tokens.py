@@ -89,12 +89,12 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
     splits = {s: load_split(task, s, data_dir) for s in ("train", "dev", "test") if has_split(task, s, data_dir)}
     tables = build_prompt_tables(splits, template, task["sizes"], seed, tokenizer)
     demos = tables["candidates"]["demonstration"].to_list()
-    quality = tables["quality_queries"]
-    chosen = balanced_head(quality["label"].to_list(), n_queries)
+    quality, probes = tables["quality_queries"], tables["probe_queries"]
+    chosen = balanced_head(probes["label"].to_list(), n_queries)
     context = {
         "instruction": template.instruction,
         "separator": template.separator,
-        "queries": quality["query"].gather(chosen).to_list(),
+        "queries": probes["query"].gather(chosen).to_list(),
     }
     out = {"candidates": len(demos), "quality_queries": quality.height, "dumps": {}}
     out["mean_demo_tokens"] = sum(len(encode_text(tokenizer, d, first=True)) for d in demos) / len(demos)

@@ -128,8 +128,15 @@ def sae_features(
         frame = pl.DataFrame({"cand_id": cand_ids, **features}).group_by("cand_id").agg(
             *[pl.col(name).mean() for name in SAE_FEATURES]
         )
-        candidate_vectors = np.nan_to_num(vectors.reshape(n_candidates, per_candidate, -1).mean(axis=1))
+        # Mean over a candidate's segments that have tokens; a candidate with none has no
+        # latents at all (NaN features, no top latents), never latents 0..k-1 at 0.
+        grouped = vectors.reshape(n_candidates, per_candidate, -1)
+        present = ~np.isnan(grouped[..., 0])
+        counts = present.sum(axis=1)
+        candidate_vectors = np.where(present[..., None], grouped, 0.0).sum(axis=1) / np.maximum(counts, 1)[:, None]
         ids, values = top_latents(candidate_vectors, top)
+        ids = [row if n else [] for row, n in zip(ids, counts)]
+        values = [row if n else [] for row, n in zip(values, counts)]
         frame = frame.sort("cand_id").with_columns(
             pl.lit(layer).alias("layer"),
             pl.Series("sae_top_ids", ids, dtype=pl.List(pl.Int64)),

@@ -152,6 +152,8 @@ def sae_features(
                 "k": saes[layer].k,
                 "held_out_explained_variance": float(metrics.get("held_out_explained_variance", np.nan)),
                 "train_dead_fraction": float(metrics.get("dead_fraction", np.nan)),
+                # The training tokens that dead fraction was counted over (NaN: not recorded).
+                "train_dead_tokens": float(metrics.get("dead_fraction_tokens", np.nan)),
                 "store_explained_variance": summary["explained_variance"],
                 "store_l0": summary["l0"],
                 "store_dead_fraction": summary["dead_fraction"],

@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--task", default="sst2")
     parser.add_argument("--candidates", type=int, default=40)
-    parser.add_argument("--masks", nargs="*", default=["causal", "instruction", "query"])
+    # Not `query`: its segments are the same probe queries after every candidate, so n_tokens is constant.
+    parser.add_argument("--masks", nargs="*", default=["causal", "instruction"])
     parser.add_argument("--sites", nargs="*", default=["mlp_out", "resid"])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -18,7 +18,7 @@ write_parquet(
     metadata={
         "demoscope.skip_first_token": json.dumps(skip),
         "demoscope.store_attrs": json.dumps(
-            {k: store.attrs.get(k) for k in ("mask", "site", "dtype", "float32_layers")}
+            {k: store.attrs.get(k) for k in ("mask", "site", "dtype")}
         ),
     },
 )

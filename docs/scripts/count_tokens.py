@@ -54,9 +54,21 @@ class TiktokenAdapter:
                 ranks[base64.b64decode(token)] = int(rank)
         self.encoding = tiktoken.Encoding(name=Path(path).stem, pat_str=QWEN_PATTERN, mergeable_ranks=ranks, special_tokens={})
 
-    def __call__(self, text: str, add_special_tokens: bool = True):
+    is_fast = True  # offsets, for the prompt builder, come from tiktoken's decode_with_offsets
+
+    def __call__(self, text, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 return_special_tokens_mask: bool = False):
         # Qwen2.5 adds no BOS, so special tokens change nothing.
-        return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        if isinstance(text, str):
+            return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        ids = [self.encoding.encode_ordinary(t) for t in text]
+        out = {"input_ids": ids, "special_tokens_mask": [[0] * len(row) for row in ids]}
+        if return_offsets_mapping:
+            out["offset_mapping"] = []
+            for t, row in zip(text, ids):
+                starts = self.encoding.decode_with_offsets(row)[1]
+                out["offset_mapping"].append(list(zip(starts, starts[1:] + [len(t)])))
+        return out
 
 
 def load_tokenizer(spec: str):

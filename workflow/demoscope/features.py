@@ -40,7 +40,7 @@ def compute_features(
 ) -> pl.DataFrame:
     """Read one layer block at a time (never the whole store) and describe each segment in it.
 
-    A store with several segments per candidate (the `query` mask: one per quality
+    A store with several segments per candidate (the `query` mask: one per probe
     query) is averaged over each candidate's segments.
     """
     offsets = store.offsets

@@ -13,7 +13,7 @@ non-zero) and x_hat_t its reconstruction:
 - `sae_top_ids`, `sae_top_values`: the `top` latents with the largest mean activation, and
   those means (descriptive; not correlated).
 
-A store with several segments per candidate (the `query` mask: one per quality query) gets
+A store with several segments per candidate (the `query` mask: one per probe query) gets
 these per segment, the task vector over all segments, and the numeric features averaged over a
 candidate's segments; its top latents are those of the mean over its segments.
 """

@@ -148,7 +148,7 @@ QUESTION_TASK = {
         "input": "Question: {question}\nType:",
         "label_words": {"DESC": "description", "ENTY": "entity", "HUM": "human", "LOC": "location", "NUM": "number"},
     },
-    "sizes": {"candidates": 12, "quality_queries": 5, "test_queries": 4},
+    "sizes": {"candidates": 12, "quality_queries": 5, "test_queries": 4, "probe_queries": 0},
 }
 
 
@@ -232,7 +232,7 @@ def write_table(path, rows, kind):
 def test_fields_reads_every_local_file_type(tmp_path, kind, label):
     for split in ("train", "test"):
         write_table(tmp_path / "reviews" / f"{split}.{kind}", SENTIMENT, kind)
-    task = {"kind": "classification", "sizes": {"candidates": 6, "quality_queries": 4, "test_queries": 4},
+    task = {"kind": "classification", "sizes": {"candidates": 6, "quality_queries": 4, "test_queries": 4, "probe_queries": 0},
             "local": {"dir": "reviews", "format": "fields", "input": "Review: {review}\nSentiment:", "label": label,
                       "label_words": ["neg", "pos"]}}
     records = load_split(task, "train", tmp_path)
@@ -314,6 +314,8 @@ def test_a_plain_text_task_runs_build_prompts_by_config_alone(tmp_path, tiny_lla
     write_question_files(tmp_path / "data")
     config = tiny_config(tiny_llama, tmp_path / "data")
     config["tasks"] = {"questions": {**QUESTION_TASK, "template": {"instruction": "Name each question's type."}}}
+    # Too few records for probe queries: the `query` mask, which reads them, is left out.
+    config["dumps"] = {"causal": ["mlp_out"]}
     workdir = make_workspace(tmp_path / "ws", config)
     snakemake(workdir, "results/tiny/questions/prompts/candidates.parquet")
     prompts = workdir / "results" / "tiny" / "questions" / "prompts"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
 from demoscope import masks  # noqa: E402
 from demoscope.prompts import build_prompt_tables  # noqa: E402
-from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.quality import encode_prompts  # noqa: E402
 from demoscope.sampling import balanced_head  # noqa: E402
 from demoscope.tasks import generation_settings, has_split, load_split  # noqa: E402
 from demoscope.templates import Template  # noqa: E402
@@ -55,9 +55,21 @@ class TiktokenAdapter:
                 ranks[base64.b64decode(token)] = int(rank)
         self.encoding = tiktoken.Encoding(name=Path(path).stem, pat_str=QWEN_PATTERN, mergeable_ranks=ranks, special_tokens={})
 
-    def __call__(self, text: str, add_special_tokens: bool = True):
+    is_fast = True  # offsets, for the prompt builder, come from tiktoken's decode_with_offsets
+
+    def __call__(self, text, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 return_special_tokens_mask: bool = False):
         # Qwen2.5 adds no BOS, so special tokens change nothing.
-        return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        if isinstance(text, str):
+            return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        ids = [self.encoding.encode_ordinary(t) for t in text]
+        out = {"input_ids": ids, "special_tokens_mask": [[0] * len(row) for row in ids]}
+        if return_offsets_mapping:
+            out["offset_mapping"] = []
+            for t, row in zip(text, ids):
+                starts = self.encoding.decode_with_offsets(row)[1]
+                out["offset_mapping"].append(list(zip(starts, starts[1:] + [len(t)])))
+        return out
 
 
 def load_tokenizer(spec: str):
@@ -90,12 +102,12 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
     splits = {s: load_split(task, s, data_dir) for s in ("train", "dev", "test") if has_split(task, s, data_dir)}
     tables = build_prompt_tables(splits, template, task["sizes"], seed, tokenizer)
     demos = tables["candidates"]["demonstration"].to_list()
-    quality = tables["quality_queries"]
-    chosen = balanced_head(quality["label"].to_list(), n_queries)
+    quality, probes = tables["quality_queries"], tables["probe_queries"]
+    chosen = balanced_head(probes["label"].to_list(), n_queries)
     context = {
         "instruction": template.instruction,
         "separator": template.separator,
-        "queries": quality["query"].gather(chosen).to_list(),
+        "queries": probes["query"].gather(chosen).to_list(),
     }
     out = {"candidates": len(demos), "quality_queries": quality.height, "dumps": {}}
     out["mean_demo_tokens"] = sum(len(encode_text(tokenizer, d, first=True)) for d in demos) / len(demos)
@@ -111,13 +123,12 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
         out["dumps"][mask] = {"stored_tokens": stored, "forward_tokens": forward}
     # score_quality: each candidate's prefix once, then every quality query after it, then
     # every option token after the first (the first is predicted by the query's last position).
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [len(encode_text(tokenizer, prefix_text + d, first=True)) for d in demos]
     generation = task.get("kind") == "generation"
     if generation:
         # The gold solution is the one option whose log-prob is scored.
         quality = quality.with_columns(options=quality["answer"].map_elements(lambda a: [a], return_dtype=pl.List(pl.String)))
-    q_ids, o_ids = encode_queries(tokenizer, template, quality)
+    prefix_ids, q_ids, o_ids = encode_prompts(tokenizer, template, [[d] for d in demos], quality)
+    prefixes = [len(p) for p in prefix_ids]
     n = len(demos)
     out["score"] = {
         "prefix_tokens": sum(prefixes),

@@ -61,6 +61,7 @@ def semantic_errors(config: dict) -> list[str]:
     offline = bool(config.get("data_dir"))
     dumps = config.get("dumps") or {}
     n_query = (config.get("query_mask") or {}).get("queries", 4)
+    leaky = (config.get("query_mask") or {}).get("source") == "quality_queries_leaky"
     for name, task in (config.get("tasks") or {}).items():
         if not isinstance(task, dict):
             continue
@@ -89,10 +90,10 @@ def semantic_errors(config: dict) -> list[str]:
         errors.extend(_kind_errors(name, task))
         errors.extend(_source_errors(name, task))
         sizes = task.get("sizes") or {}
-        if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
-            errors.append(
-                f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.quality_queries ({sizes['quality_queries']})"
-            )
+        pool_key = "quality_queries" if leaky else "probe_queries"
+        pool = sizes.get(pool_key, None if leaky else 4)
+        if "query" in dumps and isinstance(pool, int) and n_query > pool:
+            errors.append(f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.{pool_key} ({pool})")
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
     return errors + sae_errors(config) + selection_errors(config)

@@ -58,8 +58,9 @@ def generate(
     with the first stop string and everything after it removed (and no end-of-sequence token).
 
     `pairs=None` is the full grid, row-major: prefix 0 with every query, then prefix 1, ...
-    Prefixes are encoded with `encode_text(..., first=True)`, queries (separator + query text)
-    with `first=False`; a prefix may be empty, a query may not. A batch holds as many rows as
+    Prefixes (with special tokens) and queries (separator + query text) are the prompt
+    builder's cut of each prompt's single tokenisation (`promptbuilder.encode_for_scoring`);
+    a prefix may be empty, a query may not. A batch holds as many rows as
     fit `batch_tokens` counted as the padded tokens
     of its prompt forward: distinct prefixes x longest prefix + rows x longest query, since a
     prefix runs once and its cache is copied to its rows; decoding then adds at most

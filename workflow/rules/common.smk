@@ -105,10 +105,16 @@ def task_data(wildcards):
 
 
 def mask_inputs(wildcards):
-    """The query strategy reads the quality queries; the others read only the candidates."""
+    """The query strategy reads the probe queries (the quality queries only where
+    query_mask.source opts in to the leak); the others read only the candidates."""
     if wildcards.mask == "query":
+        table = (
+            "quality_queries"
+            if config["query_mask"]["source"] == "quality_queries_leaky"
+            else "probe_queries"
+        )
         return {
-            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/quality_queries.parquet"
+            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
         }
     return {}
 
@@ -123,7 +129,12 @@ def mask_context(wildcards):
         )
     if wildcards.mask == "query":
         return canonical(
-            {"n_queries": config["query_mask"]["queries"], "separator": separator}
+            {
+                "n_queries": config["query_mask"]["queries"],
+                "source": config["query_mask"]["source"],
+                "instruction": template.get("instruction", ""),
+                "separator": separator,
+            }
         )
     return {}
 

@@ -16,8 +16,8 @@ STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_
 DISTINGUISHABLE = "distinguishable from random"
 VERDICT_MARKS = {DISTINGUISHABLE: "*", "not distinguishable": "ns", "underpowered": "?"}
 VERDICT_KEY = (
-    "dashed: random's mean.  * distinguishable from random (paired test over test queries, BH-adjusted p < alpha)"
-    "  ns: not distinguishable (a 10-point difference was detectable)  ?: underpowered"
+    "dashed: random's mean\n* distinguishable from random (paired by test query,\n   BH-adjusted p < alpha)\n"
+    "ns not distinguishable (10 points was detectable)\n? underpowered (10 points was not)"
 )
 NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 

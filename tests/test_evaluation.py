@@ -285,6 +285,7 @@ def test_strategy_table_pools_random_seeds_and_marks_the_reference():
     assert (random["ci_low"], random["ci_high"]) == pytest.approx(t_interval(np.array([0.5, 0.25, 0.75])))
     assert random["accuracies"] == "0.5000,0.2500,0.7500" and random["interval"] == "t over 3 seeds"
     assert random["vs_random_p"] is None and random["verdict"] == "underpowered"  # 4 queries
+    assert random["random_set_sd"] == table.row(2, named=True)["random_set_sd"] >= 0
     oracle = table.row(1, named=True)
     assert oracle["reference"] and oracle["kind"] == "quality_oracle" and oracle["detail"] == "how quality_oracle"
     assert (oracle["ci_low"], oracle["ci_high"]) == pytest.approx(wilson(4, 4))

@@ -91,6 +91,9 @@ def strategy_table(
                 row.update({column: float(result[column.removeprefix("vs_random_")]) for column in COMPARISON})
                 row["random_set_sd"] = float(result["set_sd"])
                 compared.append(row)
+            elif name == "random" and len(members) > 1:
+                seeds = np.stack([_aligned(r, members[0]) for r in members])
+                row["random_set_sd"] = float(np.sqrt(paired.set_variance(seeds)))
             rows.append(row)
         for row, padj in zip(compared, bh_adjust([row["vs_random_p"] for row in compared])):
             row["vs_random_padj"] = float(padj)

@@ -102,8 +102,10 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
     assert set(spearman["metric"]) == {"accuracy", "gold_logprob"}
     assert set(zip(spearman["task"], spearman["n"])) <= {("sst2", 5), ("gsm8k", 4)}
     assert set(spearman["lens"]) == {"moments", "massive"}
-    # 5 and 4 sets: exact permutation p-values, never 0, and underpowered
-    assert spearman["exact_p"].all() and spearman["underpowered"].all() and (spearman["pvalue"].drop_nans() >= 2 / 120).all()
+    # 5 and 4 sets: exact permutation p-values where rho is defined, never 0, and underpowered
+    defined = spearman.filter(pl.col("rho").is_not_nan())
+    assert defined.height and defined["exact_p"].all() and (defined["pvalue"] >= 2 / 120).all()
+    assert spearman["underpowered"].all()
     for task, n_sets in (("sst2", 5), ("gsm8k", 4)):
         sets = pl.read_parquet(workdir / f"results/tiny/{task}/task_sets.parquet")
         assert sets.height == n_sets and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()

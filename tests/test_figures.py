@@ -103,6 +103,35 @@ def test_strategy_accuracy_bars(tmp_path):
         figures.strategy_accuracy_bars(table.drop("ci_high"), "selection", outputs(tmp_path, "broken"))
 
 
+def test_strategy_bars_mark_each_verdict(tmp_path, monkeypatch):
+    """With the paired comparison's verdicts, each compared bar carries its mark, distinguishable
+    bars another colour, and random's mean a dashed line."""
+    from demoscope import paired
+
+    assert figures.DISTINGUISHABLE == paired.DISTINGUISHABLE
+    assert set(figures.VERDICT_MARKS) == {paired.DISTINGUISHABLE, paired.NOT_DISTINGUISHABLE, paired.UNDERPOWERED}
+    table = pl.DataFrame(
+        {"model": ["m"] * 4, "task": ["a"] * 4, "strategy": ["random", "similarity", "votek", "diversity"],
+         "mean_accuracy": [0.6, 0.75, 0.62, 0.5], "ci_low": [0.55, 0.7, 0.57, 0.45], "ci_high": [0.65, 0.8, 0.67, 0.55],
+         "verdict": ["baseline", paired.DISTINGUISHABLE, paired.NOT_DISTINGUISHABLE, paired.UNDERPOWERED]}
+    )
+    drawn = {}
+    real_save = figures.save
+
+    def keep(fig, paths):
+        ax = fig.axes[0]
+        drawn["marks"] = [t.get_text() for t in ax.texts]
+        drawn["colours"] = [tuple(round(c, 3) for c in bar.get_facecolor()[:3]) for bar in ax.patches]
+        drawn["lines"] = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+        real_save(fig, paths)
+
+    monkeypatch.setattr(figures, "save", keep)
+    figures.strategy_accuracy_bars(table, "selection", outputs(tmp_path, "verdicts"))
+    assert drawn["marks"] == ["*", "ns", "?"] and drawn["lines"] == [0.6]
+    assert drawn["colours"][1] != drawn["colours"][2] == drawn["colours"][0]
+    assert_written(outputs(tmp_path, "verdicts"))
+
+
 def test_figures_of_a_task_without_labels(tmp_path):
     """Generation tasks (GSM8K) have no demonstration label: one group, named so, and no warning."""
     import warnings

@@ -69,6 +69,11 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
         assert ((part["ci_low"] <= part["mean_accuracy"]) & (part["mean_accuracy"] <= part["ci_high"])).all()
         assert part.filter(pl.col("strategy") == "random")["n_seeds"].to_list() == [1]
         assert part.filter(pl.col("reference"))["strategy"].to_list() == ["quality_oracle"]
+        # Paired against random on the same queries: a p-value each, and on 6 queries no verdict
+        # but underpowered (77 are the fewest on which 10 points could be detected).
+        compared = part.filter(pl.col("strategy") != "random")
+        assert compared["vs_random_p"].is_between(0, 1).all() and compared["vs_random_padj"].is_not_null().all()
+        assert set(part["verdict"]) == {"underpowered"} and not part["distinguishable"].any()
         for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")):
             assert (workdir / f"results/figures/strategies/tiny/{task}.{ext}").read_bytes()[: len(magic)] == magic
     for task in tasks:
@@ -97,6 +102,10 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
     assert set(spearman["metric"]) == {"accuracy", "gold_logprob"}
     assert set(zip(spearman["task"], spearman["n"])) <= {("sst2", 5), ("gsm8k", 4)}
     assert set(spearman["lens"]) == {"moments", "massive"}
+    # 5 and 4 sets: exact permutation p-values where rho is defined, never 0, and underpowered
+    defined = spearman.filter(pl.col("rho").is_not_nan())
+    assert defined.height and defined["exact_p"].all() and (defined["pvalue"] >= 2 / 120).all()
+    assert spearman["underpowered"].all()
     for task, n_sets in (("sst2", 5), ("gsm8k", 4)):
         sets = pl.read_parquet(workdir / f"results/tiny/{task}/task_sets.parquet")
         assert sets.height == n_sets and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()

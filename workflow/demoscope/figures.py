@@ -12,6 +12,13 @@ import polars as pl  # noqa: E402
 
 # Columns `strategy_accuracy_bars` needs of the strategies table (results/report/strategies.csv).
 STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
+# Marks of the paired comparison with random (`paired` verdicts), above each compared bar.
+DISTINGUISHABLE = "distinguishable from random"
+VERDICT_MARKS = {DISTINGUISHABLE: "*", "not distinguishable": "ns", "underpowered": "?"}
+VERDICT_KEY = (
+    "dashed: random's mean\n* distinguishable from random (paired by test query,\n   BH-adjusted p < alpha)\n"
+    "ns not distinguishable (10 points was detectable)\n? underpowered (10 points was not)"
+)
 NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 
 
@@ -215,7 +222,9 @@ def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
     """Mean test accuracy of each selection strategy with its interval, one panel per model x
     task. `table` has `STRATEGY_COLUMNS` (the strategies table of the selection stage); where it
     has `reference`, reference rows (the quality oracle) are drawn hatched and grey and labelled
-    as references."""
+    as references; where it has `verdict` (the paired comparison with random), random's mean is
+    a dashed line and each compared bar carries its verdict's mark (`VERDICT_MARKS`), the
+    distinguishable ones drawn in a darker colour."""
     missing = set(STRATEGY_COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"strategy table lacks columns {sorted(missing)}")
@@ -230,16 +239,27 @@ def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
         error = np.clip(np.vstack([mean - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - mean]), 0, None)
         reference = part["reference"].to_numpy() if "reference" in part.columns else np.zeros(len(part), bool)
         names = [f"{name} (reference)" if ref else name for name, ref in zip(part["strategy"], reference)]
-        bars = ax.bar(range(len(part)), mean, yerr=error, capsize=3, color="tab:blue", alpha=0.8)
+        verdicts = part["verdict"].to_list() if "verdict" in part.columns else [None] * len(part)
+        colours = ["tab:orange" if v == DISTINGUISHABLE else "tab:blue" for v in verdicts]
+        bars = ax.bar(range(len(part)), mean, yerr=error, capsize=3, color=colours, alpha=0.8)
         for bar, ref in zip(bars, reference):
             if ref:
                 bar.set_color("0.6")
                 bar.set_hatch("//")
+        if "verdict" in part.columns:
+            random = part.filter(pl.col("strategy") == "random")["mean_accuracy"]
+            if len(random):
+                ax.axhline(random[0], color="0.3", linestyle="--", linewidth=0.8)
+            for x, (top, v) in enumerate(zip(part["ci_high"].to_numpy(), verdicts)):
+                if v in VERDICT_MARKS:
+                    ax.text(x, min(top, 1.0) + 0.02, VERDICT_MARKS[v], ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(part)), names, rotation=45, ha="right", fontsize=7)
         if len(panels) > 1:  # one panel: the title already names its model and task
             ax.set_title(f"{model} / {task}", fontsize=9)
         ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.1 if "verdict" in part.columns else 1)  # room for the marks above a full bar
+    if "verdict" in table.columns:
+        fig.text(0.01, 0.0, VERDICT_KEY, fontsize=7, ha="left", va="top")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, paths)

@@ -221,6 +221,8 @@ def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple
             pl.col("pvalue").alias("task_pvalue"), pl.col("feature").alias("task_feature"),
             pl.col("layer").alias("task_layer"), pl.col("mask").alias("task_mask"), pl.col("site").alias("task_site"),
             pl.col("metric").alias("task_metric"), pl.col("n").alias("sets"),
+            # the task side's power over so few sets (taskcorr), where the table has it
+            *[pl.col(c) for c in ("detectable_rho", "underpowered") if c in task_spearman.columns],
         )
     )
     counts = task_spearman.group_by(["model", "task"]).agg(
@@ -233,7 +235,9 @@ def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple
         "Spearman rho over random k-shot sets between each set's mean feature value (over its demonstrations) and "
         "the set's accuracy (and mean gold log-prob) on the test queries, per feature, layer, mask and site; beside "
         "it the largest |rho| of the quality side (1-shot quality over candidates). `task_nan` counts undefined "
-        "rho (a constant side, e.g. every set equally accurate). Full table: `results/report/task_spearman.csv`."
+        "rho (a constant side, e.g. every set equally accurate). `underpowered`: over this many sets, |rho| up to "
+        "`detectable_rho` (above 0.5) could be missed 1 time in 5, so a small or large task_rho there is not "
+        "evidence either way. Full table: `results/report/task_spearman.csv`."
     )
     return heading, text, table.sort("model", "task")
 

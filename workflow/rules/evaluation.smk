@@ -90,6 +90,7 @@ rule task_correlation:
     conda:
         "../../envs/demoscope.yaml"
     params:
+        alpha=config["report"]["alpha"],
         code=code_hash(
             "taskcorr", "correlate", "rhotable", "features", "lenses", "massive"
         ),
@@ -119,6 +120,7 @@ rule report_selection:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("strategyreport", "strategies"),
+        alpha=config["report"]["alpha"],
+        code=code_hash("strategyreport", "strategies", "paired", "fdr"),
     script:
         "../scripts/report_selection.py"

@@ -54,17 +54,60 @@ rule zero_shot:
         "../scripts/zero_shot.py"
 
 
+rule contamination:
+    input:
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        test="results/{model}/{task}/prompts/test_queries.parquet",
+        quality="results/{model}/{task}/prompts/quality_queries.parquet",
+    output:
+        "results/{model}/{task}/prompts/contamination.parquet",
+    log:
+        "results/logs/contamination/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash("contamination"),
+    script:
+        "../scripts/contamination.py"
+
+
 rule select:
     input:
         unpack(select_inputs),
     output:
-        "results/{model}/{task}/selection/{strategy}.parquet",
+        selection="results/{model}/{task}/selection/{strategy}.parquet",
+        jsonl="results/{model}/{task}/sets/{strategy}.jsonl",
+        lm_eval="results/{model}/{task}/sets/{strategy}.lm_eval.json",
     log:
         "results/logs/select/{model}/{task}/{strategy}.log",
     conda:
         "../../envs/demoscope.yaml"
+    # Only MDL and ConE load the model (strategies.MODEL_KINDS).
+    threads: lambda wc: COMPUTE["threads"] if select_loads_model(wc) else 1
+    resources:
+        gpu=lambda wc: COMPUTE["gpu"] if select_loads_model(wc) else 0,
     params:
         strategy=select_params,
-        code=code_hash("selection", "selectors", "sampling"),
+        code=code_hash(
+            "selection",
+            "selectors",
+            "sampling",
+            "strategies",
+            "retrievers",
+            "contamination",
+            "sets",
+            "lmscore",
+            "evaluation",
+            "generation",
+            "answers",
+            "quality",
+            "scoring",
+            "zeroshot",
+            "embeddings",
+            "records",
+            "models",
+            "templates",
+            "tokens",
+        ),
     script:
         "../scripts/select.py"

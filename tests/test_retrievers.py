@@ -348,3 +348,24 @@ def test_new_kinds_are_named_and_carry_their_settings():
     assert named == {"bm25": {"kind": "bm25"}, "dpp": {"kind": "dpp", "candidates": 9, "scale": 0.2},
                      "mdl": {"kind": "mdl", "candidates": 8, "subsets": 3}, "cone": {"kind": "cone", "candidates": 7}}
     assert [kind_of(n) for n in named] == ["bm25", "dpp", "mdl", "cone"]
+
+
+def test_option_scores_match_brute_force_for_single_and_multi_token_options(tiny_lm):
+    model, tokenizer, device = tiny_lm
+    queries = QUERIES.with_columns(pl.Series("options", [["negative", "positive"], ["good film", "bad", "sun and water"],
+                                                         ["negative", "positive"]]))
+    scorer = LMScorer(model, tokenizer, TEMPLATE, CANDIDATES, queries, device, batch_tokens=128)
+    pairs = [(0, [3, 1]), (1, [2]), (2, []), (1, [0, 4, 5])]
+    query_lp, query_len, option_lp, option_len = scorer.option_scores(pairs)
+    demos = CANDIDATES["demonstration"].to_list()
+    for p, (q, rows) in enumerate(pairs):
+        options = queries["options"][q].to_list()
+        for o, option in enumerate(options):
+            prefix, qids, oids = prompt_parts(tokenizer, [demos[r] for r in rows], queries["query"][q], option)
+            ids = prefix + qids + oids
+            assert query_lp[p] == pytest.approx(brute_span(model, ids, len(prefix), len(prefix) + len(qids)), rel=1e-4)
+            assert option_lp[p, o] == pytest.approx(brute_span(model, ids, len(prefix) + len(qids), len(ids)), rel=1e-4)
+            assert option_len[p, o] == len(oids) and query_len[p] == len(qids)
+        assert np.isnan(option_lp[p, len(options):]).all()
+    assert (option_len[0, :2] == 1).all()  # the single-token path ran
+    assert {int(n) for n in option_len[1][:3]} != {1}  # and the multi-token one

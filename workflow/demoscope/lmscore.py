@@ -23,9 +23,10 @@ from .zeroshot import next_token_entropy
 
 @torch.inference_mode()
 def span_logprobs(model, rows: list[list[int]], spans: list[list[tuple[int, int]]], device: str, pad_id: int,
-                  batch_tokens: int) -> list[list[float]]:
+                  batch_tokens: int, after: list[list[int]] | None = None) -> list[list[float]]:
     """For each row of token ids, the summed log-prob of the tokens in each [start, end) span of
-    it (start >= 1: a token is predicted from the ones before it)."""
+    it (start >= 1: a token is predicted from the ones before it), followed by the log-prob of
+    each token of `after[i]` as the row's next token."""
     body, head = backbone(model), model.get_output_embeddings()
     out: list[list[float] | None] = [None] * len(rows)
     for batch in length_batches([len(r) for r in rows], batch_tokens):
@@ -39,6 +40,9 @@ def span_logprobs(model, rows: list[list[int]], spans: list[list[tuple[int, int]
                 lp = torch.log_softmax(head(hidden[local, start - 1 : end - 1]).float(), dim=-1)
                 target = ids[local, start:end].to(lp.device)
                 sums.append(float(lp.gather(1, target[:, None]).sum()))
+            if after is not None and after[i]:
+                last = torch.log_softmax(head(hidden[local, len(rows[i]) - 1]).float(), dim=-1)
+                sums += [float(last[t]) for t in after[i]]
             out[i] = sums
     return out
 
@@ -76,24 +80,37 @@ class LMScorer:
         """For each (q, rows): the query's summed log-prob and token count, and each option's
         summed log-prob and token count (rows x the most options, NaN where absent)."""
         n_opts = max(len(self.o_ids[q]) for q, _ in pairs)
-        seqs, spans, where = [], [], []
-        for p, (q, rows) in enumerate(pairs):
-            prefix = self.prefix(rows)
-            start, end = len(prefix), len(prefix) + len(self.q_ids[q])
-            for o, option in enumerate(self.o_ids[q]):
-                if not option:
-                    raise ValueError(f"test query {q}: option {o} encodes to no tokens")
-                seqs.append(prefix + self.q_ids[q] + option)
-                spans.append([(start, end), (end, end + len(option))])
-                where.append((p, o))
-        scored = span_logprobs(self.model, seqs, spans, self.device, self.tokenizer.pad_token_id, self.batch_tokens)
         query_lp = np.zeros(len(pairs))
         option_lp = np.full((len(pairs), n_opts), np.nan)
         option_len = np.full((len(pairs), n_opts), np.nan)
-        for (p, o), (q_lp, o_lp) in zip(where, scored):
-            query_lp[p] = q_lp  # the same for every option of the row
-            option_lp[p, o] = o_lp
-            option_len[p, o] = len(self.o_ids[pairs[p][0]][o])
+        seqs, spans, after, where = [], [], [], []
+        for p, (q, rows) in enumerate(pairs):
+            prefix = self.prefix(rows)
+            start, end = len(prefix), len(prefix) + len(self.q_ids[q])
+            options = self.o_ids[q]
+            if any(not option for option in options):
+                raise ValueError(f"test query {q}: an option encodes to no tokens")
+            option_len[p, : len(options)] = [len(option) for option in options]
+            if all(len(option) == 1 for option in options):
+                # Single-token options: one row, the options read off its next-token distribution.
+                seqs.append(prefix + self.q_ids[q])
+                spans.append([(start, end)])
+                after.append([option[0] for option in options])
+                where.append((p, None))
+                continue
+            for o, option in enumerate(options):
+                seqs.append(prefix + self.q_ids[q] + option)
+                spans.append([(start, end), (end, end + len(option))])
+                after.append([])
+                where.append((p, o))
+        scored = span_logprobs(self.model, seqs, spans, self.device, self.tokenizer.pad_token_id, self.batch_tokens,
+                               after=after)
+        for (p, o), sums in zip(where, scored):
+            query_lp[p] = sums[0]  # the same for every option of the row
+            if o is None:
+                option_lp[p, : len(sums) - 1] = sums[1:]
+            else:
+                option_lp[p, o] = sums[1]
         query_len = np.array([len(self.q_ids[q]) for q, _ in pairs], dtype=float)
         return query_lp, query_len, option_lp, option_len
 

@@ -178,8 +178,15 @@ def select_inputs(wildcards):
     return inputs
 
 
-def select_loads_model(wildcards):
-    return STRATEGIES[wildcards.strategy]["kind"] in MODEL_KINDS
+def strategy_names(model):
+    """A regex of the strategy instances whose select job loads the model (model=True) or
+    does not: the rules `select_model` and `select` split the instances between them."""
+    names = [
+        re.escape(name)
+        for name, spec in STRATEGIES.items()
+        if (spec["kind"] in MODEL_KINDS) == model
+    ]
+    return "|".join(names) if names else "(?!)"
 
 
 def select_params(wildcards):

@@ -80,12 +80,10 @@ rule select:
         lm_eval="results/{model}/{task}/sets/{strategy}.lm_eval.json",
     log:
         "results/logs/select/{model}/{task}/{strategy}.log",
+    wildcard_constraints:
+        strategy=strategy_names(model=False),
     conda:
         "../../envs/demoscope.yaml"
-    # Only MDL and ConE load the model (strategies.MODEL_KINDS).
-    threads: lambda wc: COMPUTE["threads"] if select_loads_model(wc) else 1
-    resources:
-        gpu=lambda wc: COMPUTE["gpu"] if select_loads_model(wc) else 0,
     params:
         strategy=select_params,
         code=code_hash(
@@ -111,3 +109,13 @@ rule select:
         ),
     script:
         "../scripts/select.py"
+
+
+# The same, for the kinds that load the model (MDL, ConE: strategies.MODEL_KINDS): a model
+# job's threads and GPU, and its own rule for a cluster profile's GPU partition.
+use rule select as select_model with:
+    wildcard_constraints:
+        strategy=strategy_names(model=True),
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],

@@ -311,8 +311,11 @@ def test_contamination_table_counts_duplicates_of_each_set():
         {"set": "test", "queries": 3, "candidates": 10, "duplicate_candidates": 1, "duplicated_queries": 1},
         {"set": "quality", "queries": 4, "candidates": 10, "duplicate_candidates": 2, "duplicated_queries": 1},
     ]
-    text = contamination.summary_section({("tiny", "sst2"): counts})
-    assert "| tiny | sst2 | quality | 4 | 10 | 2 | 1 |" in text
+    heading, text, rows = contamination.summary_section({("tiny", "sst2"): counts})
+    assert heading == "Contamination" and text.startswith("3 candidates (counted once per query set)")
+    assert rows.row(1) == ("tiny", "sst2", "quality", 4, 10, 2, 1)
+    from demoscope.report import to_markdown
+    assert "| tiny | sst2 | quality | 4 | 10 | 2 | 1 |" in to_markdown([(heading, text, rows)])
 
 
 # --- sets that travel ----------------------------------------------------------------------------

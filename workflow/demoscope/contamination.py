@@ -70,23 +70,19 @@ def contamination_table(candidates: pl.DataFrame, query_sets: dict[str, pl.DataF
     return pl.DataFrame(rows, schema=COUNT_SCHEMA, orient="row")
 
 
-def summary_section(tables: dict[tuple[str, str], pl.DataFrame]) -> str:
-    """Markdown for the summary: per model and task, the candidates that duplicate a test or a
-    quality query. `tables` maps (model, task) to its `prompts/contamination.parquet`."""
-    lines = [
-        "## Contamination",
-        "",
-        "Candidates whose input equals a test or quality query's (lower-cased, whitespace "
-        "collapsed). A test query never sees its own duplicate among its demonstrations: every "
-        "strategy leaves such candidates out for that query.",
-        "",
-        "| model | task | set | queries | candidates | duplicate candidates | queries with a duplicate |",
-        "|---|---|---|---|---|---|---|",
+def summary_section(tables: dict[tuple[str, str], pl.DataFrame]) -> tuple[str, str, pl.DataFrame | None]:
+    """The summary's section (heading, text, table), as `report.to_markdown` takes them: per
+    model and task, the candidates that duplicate a test or a quality query. `tables` maps
+    (model, task) to its `prompts/contamination.parquet`."""
+    parts = [
+        table.select(pl.lit(model).alias("model"), pl.lit(task).alias("task"), pl.all())
+        for (model, task), table in sorted(tables.items())
     ]
-    for (model, task), table in sorted(tables.items()):
-        for row in table.iter_rows(named=True):
-            lines.append(
-                f"| {model} | {task} | {row['set']} | {row['queries']} | {row['candidates']} | "
-                f"{row['duplicate_candidates']} | {row['duplicated_queries']} |"
-            )
-    return "\n".join(lines) + "\n"
+    table = pl.concat(parts) if parts else None
+    total = 0 if table is None else int(table["duplicate_candidates"].sum())
+    text = (
+        f"{total} candidates (counted once per query set) duplicate a test or quality query by content "
+        "(input lower-cased, whitespace collapsed). A test query never sees its own duplicate among its demonstrations: "
+        "every strategy leaves such candidates out for that query."
+    )
+    return "Contamination", text, table

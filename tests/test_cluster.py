@@ -16,6 +16,7 @@ from conftest import REPO, SHARED_DATA, gsm8k_rows, make_workspace, mc_rows, sen
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 GPU_RULES = {
     "dump_activations", "score_quality", "dump_sae_pool", "train_sae", "embed", "zero_shot", "evaluate", "task_sets",
+    "select_model",
 }
 # Planning must not reach the network: the hub libraries are told to stay offline, and
 # anything that still tries HTTP(S) meets a closed port and fails the dry run.
@@ -77,12 +78,15 @@ def expected_paper_counts() -> dict[str, int]:
         "score_quality": models * tasks,
         "report": 1,
         "plot_rho_heatmap": models * tasks,
-        # The selection stage: 13 strategy instances (3 random seeds, 2 activation entries x
-        # top/bottom, oracle, similarity, diversity, 2 uncertainty ends, vote-k).
+        # The selection stage: 17 strategy instances (3 random seeds, 2 activation entries x
+        # top/bottom, oracle, similarity, diversity, 2 uncertainty ends, vote-k, and the
+        # retrievers bm25, dpp, mdl, cone).
         "embed": models * tasks,
         "zero_shot": models * tasks,
-        "select": models * tasks * 13,
-        "evaluate": models * tasks * 13,
+        "contamination": models * tasks,
+        "select": models * tasks * 15,
+        "select_model": models * tasks * 2,  # MDL and ConE load the model
+        "evaluate": models * tasks * 17,
         "task_sets": models * tasks,
         "task_correlation": models * tasks,
         "report_selection": 1,

@@ -69,6 +69,8 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
          "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (8)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
         (lambda c: c["selection"].update(k=50), "selection.k: 50 is larger than tasks.arc_challenge.sizes.candidates (32)"),
+        (lambda c: c["selection"].update(strategies=["mdl"], mdl={"candidates": 3}), "selection.mdl.candidates: 3 is smaller than selection.k (4)"),
+        (lambda c: c["selection"].update(strategies=["dpp"], dpp={"candidates": 2, "scale": 0.1}), "selection.dpp.candidates: 2 is smaller than selection.k (4)"),
         (lambda c: (c["dumps"].update(causal=["mlp_out"]), c["selection"]["activation"].append({"feature": "top1", "layer": "best", "mask": "causal", "site": "resid"})), "selection.activation.1: causal/resid is not dumped (add it under `dumps`)"),
         (lambda c: c["selection"].update(best_layer_metric="accuracy_norm"), "selection.activation.0: layer 'best' ranks layers by |rho| with selection.best_layer_metric (accuracy_norm), which is not in report.quality_metrics (accuracy, gold_logprob)"),
         (lambda c: c["selection"]["activation"].append(dict(c["selection"]["activation"][0])), "selection.activation.1: repeats an earlier entry"),

@@ -131,6 +131,10 @@ def selection_errors(config: dict) -> list[str]:
         candidates = (task.get("sizes") or {}).get("candidates") if isinstance(task, dict) else None
         if isinstance(candidates, int) and k > candidates:
             errors.append(f"selection.k: {k} is larger than tasks.{name}.sizes.candidates ({candidates})")
+    for kind in ("dpp", "mdl", "cone"):
+        shortlist = (selection.get(kind) or {}).get("candidates", 30)
+        if kind in selection.get("strategies", []) and shortlist < k:
+            errors.append(f"selection.{kind}.candidates: {shortlist} is smaller than selection.k ({k})")
     if "activation" not in selection.get("strategies", ["activation"]):
         return errors
     metrics = (config.get("report") or {}).get("quality_metrics", ["accuracy", "gold_logprob"])

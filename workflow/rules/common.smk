@@ -18,7 +18,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
 from demoscope.lenses import SAE_FEATURES
-from demoscope.strategies import instances
+from demoscope.strategies import MODEL_KINDS, READS, instances
 from demoscope.tasks import generation_settings, local_files, source_errors
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
@@ -164,10 +164,15 @@ def balanced(task):
 
 
 def select_inputs(wildcards):
-    """Only the signals this strategy instance reads: adding a strategy never reruns another."""
+    """Only the signals this strategy instance reads (strategies.READS): adding a strategy
+    never reruns another. Every select job reads the test queries' label-free columns, for
+    the contamination guard and the sets files."""
     spec = STRATEGIES[wildcards.strategy]
     base = f"results/{wildcards.model}/{wildcards.task}"
-    inputs = {"candidates": f"{base}/prompts/candidates.parquet"}
+    inputs = {
+        "candidates": f"{base}/prompts/candidates.parquet",
+        "queries": f"{base}/prompts/test_queries.parquet",
+    }
     kind = spec["kind"]
     if kind == "activation":
         features, correlations = LENS_TABLES[spec["lens"]]
@@ -176,20 +181,36 @@ def select_inputs(wildcards):
             inputs["correlations"] = (
                 f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
             )
-    elif kind == "quality_oracle":
-        inputs["quality"] = f"{base}/quality.parquet"
-    elif kind in ("similarity", "diversity", "votek"):
-        inputs["embeddings"] = f"{base}/embeddings.parquet"
-    elif kind == "uncertainty":
-        inputs["zero_shot"] = f"{base}/zero_shot.parquet"
+        return inputs
+    paths = {
+        "quality": f"{base}/quality.parquet",
+        "embeddings": f"{base}/embeddings.parquet",
+        "zero_shot": f"{base}/zero_shot.parquet",
+        "model": model_dir(wildcards),
+    }
+    inputs.update({signal: paths[signal] for signal in READS[kind]})
     return inputs
+
+
+def strategy_names(model):
+    """A regex of the strategy instances whose select job loads the model (model=True) or
+    does not: the rules `select_model` and `select` split the instances between them."""
+    names = [
+        re.escape(name)
+        for name, spec in STRATEGIES.items()
+        if (spec["kind"] in MODEL_KINDS) == model
+    ]
+    return "|".join(names) if names else "(?!)"
 
 
 def select_params(wildcards):
     spec = STRATEGIES[wildcards.strategy]
     own = {**spec, "k": SELECTION["k"], "label_balance": balanced(wildcards.task)}
-    if spec["kind"] == "random":
+    if spec["kind"] in ("random", "mdl"):
         own["run_seed"] = config["seed"]
+    if spec["kind"] in MODEL_KINDS:
+        own["dtype"] = config["models"][wildcards.model].get("dtype", COMPUTE["dtype"])
+        own["template"] = template_config(wildcards)
     return canonical(own)
 
 
@@ -293,10 +314,20 @@ def selection_outputs():
     ]
 
 
+def contamination_tables():
+    """Per model and task, the candidates that duplicate a test or quality query."""
+    return expand(
+        "results/{model}/{task}/prompts/contamination.parquet",
+        model=MODELS,
+        task=TASKS,
+    )
+
+
 def paper_outputs():
     """Every table and figure of the paper."""
     return [
         *selection_outputs(),
+        *contamination_tables(),
         "results/report/spearman.csv",
         "results/report/headline.csv",
         "results/report/summary.md",

@@ -17,7 +17,15 @@ rule dump_activations:
         store_dtype=COMPUTE["store_dtype"],
         context=mask_context,
         code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
+            "models",
+            "capture",
+            "store",
+            "dump",
+            "masks",
+            "tokens",
+            "sampling",
+            "promptbuilder",
+            "templates",
         ),
     script:
         "../scripts/dump_activations.py"

@@ -25,6 +25,7 @@ rule controls:
             "lenses",
             "massive",
             "models",
+            "promptbuilder",
             "records",
             "scoring",
             "templates",

@@ -30,6 +30,7 @@ rule evaluate:
             "quality",
             "templates",
             "tokens",
+            "promptbuilder",
         ),
     script:
         "../scripts/evaluate.py"
@@ -71,6 +72,7 @@ rule task_sets:
             "quality",
             "templates",
             "tokens",
+            "promptbuilder",
         ),
     script:
         "../scripts/task_sets.py"

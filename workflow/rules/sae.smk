@@ -49,7 +49,15 @@ rule dump_sae_pool:
         store_dtype=COMPUTE["store_dtype"],
         layers=SAE["layers"],
         code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
+            "models",
+            "capture",
+            "store",
+            "dump",
+            "masks",
+            "tokens",
+            "sampling",
+            "promptbuilder",
+            "templates",
         ),
     script:
         "../scripts/dump_sae_pool.py"

@@ -109,11 +109,12 @@ def by_query_table(candidates: pl.DataFrame, queries: pl.DataFrame, per_query: d
     """One row per candidate x quality query: cand_id, query_id, the query's label, and every
     per-query outcome (candidate-major, queries in their table's order)."""
     n_cand, n_query = len(candidates), len(queries)
-    labels = [label or "" for label in queries["label"].to_list()]
+    labels = [label or "" for label in queries["label"].to_list()] if "label" in queries.columns else [""] * n_query
+    query_ids = queries["query_id"].to_numpy() if "query_id" in queries.columns else np.arange(n_query)
     return pl.DataFrame(
         {
             "cand_id": np.repeat(candidates["cand_id"].to_numpy(), n_query),
-            "query_id": np.tile(queries["query_id"].to_numpy(), n_cand),
+            "query_id": np.tile(query_ids, n_cand),
             "query_label": labels * n_cand,
             **{name: np.asarray(values, dtype=float).reshape(-1) for name, values in per_query.items()},
         }

@@ -29,6 +29,8 @@ rule score_quality:
             "tokens",
             "generation",
             "answers",
+            "promptbuilder",
+            "quality_metrics",
         ),
     script:
         "../scripts/score_quality.py"

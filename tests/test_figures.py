@@ -111,7 +111,8 @@ def test_figures_of_a_task_without_labels(tmp_path):
 
     rng = np.random.default_rng(3)
     row = {"feature": "mean", "layer": 1, "mask": "causal", "site": "mlp_out", "quality": "accuracy",
-           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4}
+           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4, "p_max": 0.9, "tests": 90,
+           "null_max_q95": 0.7, "verdict": "underpowered"}
     quality = pl.DataFrame({"label": [""] * 12, "accuracy": rng.uniform(size=12), "gold_logprob": -rng.uniform(size=12)})
     assert list(figures.shown_labels(quality["label"].to_numpy())) == [figures.NO_LABEL] * 12
     with warnings.catch_warnings():

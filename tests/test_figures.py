@@ -22,7 +22,8 @@ def assert_written(paths):
 def spearman_rows(rng):
     rows = [
         {"mask": mask, "site": site, "feature": feature, "layer": layer, "quality": "accuracy",
-         "rho": float(rng.uniform(-0.6, 0.6)), "pvalue": float(rng.uniform(0, 0.2))}
+         "rho": float(rng.uniform(-0.6, 0.6)), "pvalue": float(rng.uniform(0, 0.2)),
+         "p_fwer": float(rng.uniform(0, 0.5))}
         for mask, site in (("causal", "mlp_out"), ("causal", "resid"), ("query", "mlp_out"))
         for feature in ("mean", "top1", "n_tokens")
         for layer in range(4)
@@ -33,8 +34,8 @@ def spearman_rows(rng):
 
 def test_rho_figures(tmp_path):
     table = spearman_rows(np.random.default_rng(0))
-    figures.rho_heatmap(table, "accuracy", "m / t", outputs(tmp_path, "heatmap"))
-    figures.rho_by_layer(table, "accuracy", 0.33, 0.05, "m / t", outputs(tmp_path, "by_layer"))
+    figures.rho_heatmap(table, "accuracy", "m / t", outputs(tmp_path, "heatmap"), null_q95=0.45)
+    figures.rho_by_layer(table, "accuracy", 0.33, 0.05, "m / t", outputs(tmp_path, "by_layer"), null_q95=0.45)
     assert_written(outputs(tmp_path, "heatmap"))
     assert_written(outputs(tmp_path, "by_layer"))
 
@@ -61,7 +62,8 @@ def test_sae_lens_figure(tmp_path):
 def test_strongest_scatter(tmp_path):
     rng = np.random.default_rng(1)
     row = {"feature": "top1", "layer": 3, "mask": "causal", "site": "resid", "quality": "accuracy",
-           "rho": 0.41, "ci_low": 0.2, "ci_high": 0.6, "padj": 0.003}
+           "rho": 0.41, "ci_low": 0.2, "ci_high": 0.6, "padj": 0.003, "p_max": 0.21, "tests": 840,
+           "null_max_q95": 0.48, "verdict": "underpowered"}
     figures.strongest_scatter(rng.lognormal(5, 2, 40), rng.uniform(size=40), ["a", "b"] * 20, row, "m / t",
                               outputs(tmp_path, "strongest"))
     assert_written(outputs(tmp_path, "strongest"))
@@ -138,7 +140,8 @@ def test_figures_of_a_task_without_labels(tmp_path):
 
     rng = np.random.default_rng(3)
     row = {"feature": "mean", "layer": 1, "mask": "causal", "site": "mlp_out", "quality": "accuracy",
-           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4}
+           "rho": -0.2, "ci_low": -0.5, "ci_high": 0.1, "padj": 0.4, "p_max": 0.9, "tests": 90,
+           "null_max_q95": 0.7, "verdict": "underpowered"}
     quality = pl.DataFrame({"label": [""] * 12, "accuracy": rng.uniform(size=12), "gold_logprob": -rng.uniform(size=12)})
     assert list(figures.shown_labels(quality["label"].to_numpy())) == [figures.NO_LABEL] * 12
     with warnings.catch_warnings():
@@ -148,3 +151,12 @@ def test_figures_of_a_task_without_labels(tmp_path):
         figures.quality_by_label(quality, ["accuracy", "gold_logprob"], "m / gsm8k", outputs(tmp_path, "quality"))
     assert_written(outputs(tmp_path, "strongest"))
     assert_written(outputs(tmp_path, "quality"))
+
+
+def test_reliability_figure(tmp_path):
+    summary = pl.DataFrame({"metric": ["accuracy", "gold_logprob"], "queries": [8, 8], "reliability": [0.3, 0.5]})
+    curve = pl.DataFrame({"metric": ["accuracy"] * 3 + ["gold_logprob"] * 3, "queries": [2, 4, 8] * 2,
+                          "reliability": [0.1, 0.2, 0.3, 0.2, 0.35, 0.5], "reliability_low": [-0.2, 0.0, 0.1] * 2,
+                          "reliability_high": [0.4, 0.5, 0.6] * 2})
+    figures.reliability_by_queries(summary, curve, "m / t", outputs(tmp_path, "reliability"))
+    assert_written(outputs(tmp_path, "reliability"))

@@ -21,9 +21,9 @@ from .moments import MOMENTS, token_moments
 from .store import ActivationStore
 
 # Numeric features that enter the Spearman report; `top1_dim` and `massive_dims` are descriptive.
-FEATURES = (
-    ("n_tokens",) + MOMENTS + tuple(f"last_{m}" for m in MOMENTS) + MASSIVE
-)
+# `n_tokens` stays in the table but is no activation feature: it is the same at every layer and
+# store, so it is tested once, in the controls lens (controls.py).
+FEATURES = MOMENTS + tuple(f"last_{m}" for m in MOMENTS) + MASSIVE
 
 
 def candidate_features(tokens, threshold: float, ratio: float, skip_first_token: bool = False) -> dict:
@@ -63,7 +63,7 @@ def average_segments(frame: pl.DataFrame) -> pl.DataFrame:
     """Mean of every numeric feature over a candidate's segments; the union of massive dims,
     and the dim of the segment with the largest top-1."""
     return frame.group_by("cand_id", "layer").agg(
-        *[pl.col(name).mean() for name in FEATURES],
+        *[pl.col(name).mean() for name in ("n_tokens", *FEATURES)],
         pl.col("top1_dim").sort_by("top1").last(),
         pl.col("massive_dims").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
     )

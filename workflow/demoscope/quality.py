@@ -16,11 +16,11 @@ import polars as pl
 
 from .answers import exact_match, extract_number, gold_number
 from .generation import generate
-from .scoring import score_options
+from .quality_metrics import OUTCOME_OF, QUALITY_METRICS
 from .promptbuilder import encode_for_scoring
+from .scoring import score_options
 from .templates import Template
 
-QUALITY_METRICS = ("accuracy", "gold_logprob", "accuracy_norm", "gold_logprob_norm")
 
 
 def encode_prompts(tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame,
@@ -32,18 +32,30 @@ def encode_prompts(tokenizer, template: Template, demo_sets: list[list[str]], qu
     return encode_for_scoring(tokenizer, template, demo_sets, queries["query"].to_list(), options)
 
 
-def summarise(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-prefix metrics from (prefixes, queries, options) summed log-probs."""
+def outcomes(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query outcomes, each (prefixes x queries), from (prefixes, queries, options) summed
+    log-probs: `correct` (the gold option has the largest summed log-prob), `correct_norm`
+    (largest per-token log-prob), `gold_logprob` and `gold_logprob_norm`."""
     normed = option_lp / option_len[None]
     filled = np.where(np.isnan(option_lp), -np.inf, option_lp)
     filled_norm = np.where(np.isnan(normed), -np.inf, normed)
     q = np.arange(len(gold))
     return {
-        "accuracy": (filled.argmax(-1) == gold[None]).mean(-1),
-        "accuracy_norm": (filled_norm.argmax(-1) == gold[None]).mean(-1),
-        "gold_logprob": option_lp[:, q, gold].mean(-1),
-        "gold_logprob_norm": normed[:, q, gold].mean(-1),
+        "correct": (filled.argmax(-1) == gold[None]).astype(float),
+        "correct_norm": (filled_norm.argmax(-1) == gold[None]).astype(float),
+        "gold_logprob": option_lp[:, q, gold],
+        "gold_logprob_norm": normed[:, q, gold],
     }
+
+
+def means(per_query: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The quality metrics: each outcome's mean over the queries."""
+    return {metric: per_query[outcome].mean(-1) for metric, outcome in OUTCOME_OF.items()}
+
+
+def summarise(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-prefix metrics from (prefixes, queries, options) summed log-probs."""
+    return means(outcomes(option_lp, option_len, gold))
 
 
 def option_lengths(o_ids: list[list[list[int]]], n_opts: int) -> np.ndarray:
@@ -57,21 +69,32 @@ def score_quality(
     model, tokenizer, template: Template, candidates: pl.DataFrame, queries: pl.DataFrame, device: str,
     batch_tokens: int, kind: str = "classification", generation: dict | None = None, progress: bool = True,
 ) -> pl.DataFrame:
-    """Per candidate: the quality metrics over every quality query.
+    """Per candidate: the quality metrics over every quality query (`quality_tables`' first table)."""
+    return quality_tables(model, tokenizer, template, candidates, queries, device, batch_tokens, kind, generation,
+                          progress)[0]
+
+
+def quality_tables(
+    model, tokenizer, template: Template, candidates: pl.DataFrame, queries: pl.DataFrame, device: str,
+    batch_tokens: int, kind: str = "classification", generation: dict | None = None, progress: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per candidate, the quality metrics over every quality query; and per candidate x query,
+    the outcomes they average (`by_query_table`), which reliability is measured from.
 
     `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop} and
     may set min_new_tokens (`tasks.generation_settings`).
     """
     demo_sets = [[d] for d in candidates["demonstration"]]
     if kind == "generation":
-        metrics = generation_metrics(model, tokenizer, template, demo_sets, queries, device, batch_tokens,
-                                     generation["max_new_tokens"], generation["stop"], progress,
-                                     generation.get("min_new_tokens", 0))
+        per_query = generation_outcomes(model, tokenizer, template, demo_sets, queries, device, batch_tokens,
+                                        generation["max_new_tokens"], generation["stop"], progress,
+                                        generation.get("min_new_tokens", 0))
     else:
         prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, queries)
         option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
-        metrics = summarise(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
-    return pl.DataFrame(
+        per_query = outcomes(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
+    metrics = means(per_query)
+    per_candidate = pl.DataFrame(
         {
             "cand_id": candidates["cand_id"],
             "label": candidates["label"],
@@ -79,16 +102,33 @@ def score_quality(
             "n_queries": [len(queries)] * len(candidates),
         }
     )
+    return per_candidate, by_query_table(candidates, queries, per_query)
 
 
-def generation_metrics(
+def by_query_table(candidates: pl.DataFrame, queries: pl.DataFrame, per_query: dict[str, np.ndarray]) -> pl.DataFrame:
+    """One row per candidate x quality query: cand_id, query_id, the query's label, and every
+    per-query outcome (candidate-major, queries in their table's order)."""
+    n_cand, n_query = len(candidates), len(queries)
+    labels = [label or "" for label in queries["label"].to_list()] if "label" in queries.columns else [""] * n_query
+    query_ids = queries["query_id"].to_numpy() if "query_id" in queries.columns else np.arange(n_query)
+    return pl.DataFrame(
+        {
+            "cand_id": np.repeat(candidates["cand_id"].to_numpy(), n_query),
+            "query_id": np.tile(query_ids, n_cand),
+            "query_label": labels * n_cand,
+            **{name: np.asarray(values, dtype=float).reshape(-1) for name, values in per_query.items()},
+        }
+    )
+
+
+def generation_outcomes(
     model, tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame, device: str,
     batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True, min_new_tokens: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Per-prefix metrics of a generation task.
+    """Per-query outcomes (prefixes x queries) of a generation task.
 
-    `accuracy`: exact match of the greedy output's last number with the gold final number.
-    Exact match has no per-token form, so `accuracy_norm` is the same number.
+    `correct`: exact match of the greedy output's last number with the gold final number.
+    Exact match has no per-token form, so `correct_norm` is the same number.
     `gold_logprob`: summed log-prob of the whole gold solution (answer_prefix + worked answer)
     as a continuation, scored like an option; `gold_logprob_norm`: per token.
     """
@@ -102,10 +142,10 @@ def generation_metrics(
     gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, progress)[..., 0]
     lengths = np.array([len(g[0]) for g in gold_ids], dtype=float)
     return {
-        "accuracy": correct.mean(-1),
-        "accuracy_norm": correct.mean(-1),
-        "gold_logprob": gold_lp.mean(-1),
-        "gold_logprob_norm": (gold_lp / lengths[None]).mean(-1),
+        "correct": correct,
+        "correct_norm": correct.copy(),
+        "gold_logprob": gold_lp,
+        "gold_logprob_norm": gold_lp / lengths[None],
     }
 
 

@@ -17,7 +17,7 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope.codehash import code_hash
-from demoscope.lenses import SAE_FEATURES
+from demoscope.lenses import CONTROL_FEATURES, SAE_FEATURES
 from demoscope.strategies import MODEL_KINDS, READS, instances
 from demoscope.tasks import generation_settings, local_files, source_errors
 
@@ -229,26 +229,80 @@ def task_spearman_tables():
     )
 
 
+def report_stores():
+    """Every (model, task, lens table, null table, keys) the report reads, in one order: the
+    activation stores, the SAE lens's stores and each task's controls. The report receives the
+    keys as a parameter, so it never parses a path."""
+    stores = []
+    for model in MODELS:
+        for task in TASKS:
+            base = f"results/{model}/{task}"
+            for mask, site in DUMPS:
+                keys = {"model": model, "task": task, "mask": mask, "site": site}
+                stores.append(
+                    (
+                        f"{base}/correlations/{mask}/{site}.parquet",
+                        f"{base}/null/{mask}/{site}.parquet",
+                        keys,
+                    )
+                )
+            for mask, site in sae_stores(model, task):
+                keys = {"model": model, "task": task, "mask": mask, "site": site}
+                stores.append(
+                    (
+                        f"{base}/sae_correlations/{mask}/{site}.parquet",
+                        f"{base}/sae_null/{mask}/{site}.parquet",
+                        keys,
+                    )
+                )
+            keys = {"model": model, "task": task, "mask": None, "site": None}
+            stores.append(
+                (
+                    f"{base}/controls_correlations.parquet",
+                    f"{base}/controls_null.parquet",
+                    keys,
+                )
+            )
+    return stores
+
+
+def report_keys():
+    """What the report's inputs are, in their order (the report never parses a path)."""
+    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
+    return {
+        "stores": [keys for _, _, keys in report_stores()],
+        "tasks": per_task,
+        "sae_quality": [
+            {"model": model, "task": task, "mask": mask, "site": site}
+            for model in MODELS
+            for task in TASKS
+            for mask, site in sae_stores(model, task)
+        ],
+        "task_spearman": [
+            {"model": model, "task": task} for model in MODELS for task in SELECT_TASKS
+        ],
+    }
+
+
 def report_inputs():
+    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
     return {
         "task_spearman": task_spearman_tables(),
-        "correlations": [
-            f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
-            for model in MODELS
-            for task in TASKS
-            for mask, site in DUMPS
+        "correlations": [rho for rho, _, _ in report_stores()],
+        "nulls": [null for _, null, _ in report_stores()],
+        "quality": [
+            f"results/{k['model']}/{k['task']}/quality.parquet" for k in per_task
         ],
-        "quality": expand(
-            "results/{model}/{task}/quality.parquet", model=MODELS, task=TASKS
-        ),
-        "skipped": expand(
-            "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
-        ),
-        "sae_correlations": [
-            path
-            for model in MODELS
-            for task in TASKS
-            for path in sae_outputs("sae_correlations", model, task)
+        "reliability": [
+            f"results/{k['model']}/{k['task']}/reliability.parquet" for k in per_task
+        ],
+        "skipped": [
+            f"results/{k['model']}/{k['task']}/prompts/skipped.parquet"
+            for k in per_task
+        ],
+        "contamination": [
+            f"results/{k['model']}/{k['task']}/prompts/contamination.parquet"
+            for k in per_task
         ],
         "sae_quality": [
             path
@@ -294,7 +348,15 @@ def sae_outputs(kind, model, task):
     ]
 
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
+FIGURES = [
+    "rho_heatmap",
+    "rho_by_layer",
+    "strongest",
+    "quality",
+    "reliability",
+    "massive",
+    "sae_lens",
+]
 
 
 def selection_outputs():

@@ -4,7 +4,8 @@
 
 rule plot_rho_heatmap:
     input:
-        "results/report/spearman.parquet",
+        spearman="results/report/spearman.parquet",
+        headline="results/report/headline.csv",
     output:
         png=report(
             "results/figures/rho_heatmap/{model}/{task}.png",
@@ -27,7 +28,8 @@ rule plot_rho_heatmap:
 
 rule plot_rho_by_layer:
     input:
-        "results/report/spearman.parquet",
+        spearman="results/report/spearman.parquet",
+        headline="results/report/headline.csv",
     output:
         png=report(
             "results/figures/rho_by_layer/{model}/{task}.png",
@@ -165,3 +167,26 @@ rule plot_strategies:
         code=code_hash("figures"),
     script:
         "../scripts/plot_strategies.py"
+
+
+rule plot_reliability:
+    input:
+        summary="results/{model}/{task}/reliability.parquet",
+        curve="results/{model}/{task}/reliability_curve.parquet",
+    output:
+        png=report(
+            "results/figures/reliability/{model}/{task}.png",
+            caption="../report/reliability_figure.rst",
+            category="Quality",
+            subcategory="reliability",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/reliability/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_reliability/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=code_hash("figures", "parquet"),
+    script:
+        "../scripts/plot_reliability.py"

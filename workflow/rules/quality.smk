@@ -5,7 +5,9 @@ rule score_quality:
         candidates="results/{model}/{task}/prompts/candidates.parquet",
         queries="results/{model}/{task}/prompts/quality_queries.parquet",
     output:
-        "results/{model}/{task}/quality.parquet",
+        quality="results/{model}/{task}/quality.parquet",
+        # The candidate x query outcomes the quality metrics average: reliability reads them.
+        by_query="results/{model}/{task}/quality_by_query.parquet",
     log:
         "results/logs/score_quality/{model}/{task}.log",
     priority: 1
@@ -27,6 +29,31 @@ rule score_quality:
             "tokens",
             "generation",
             "answers",
+            "promptbuilder",
+            "quality_metrics",
         ),
     script:
         "../scripts/score_quality.py"
+
+
+rule reliability:
+    input:
+        by_query="results/{model}/{task}/quality_by_query.parquet",
+        quality="results/{model}/{task}/quality.parquet",
+    output:
+        summary="results/{model}/{task}/reliability.parquet",
+        curve="results/{model}/{task}/reliability_curve.parquet",
+    log:
+        "results/logs/reliability/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        metrics=config["report"]["quality_metrics"],
+        splits=config["report"]["reliability_splits"],
+        degenerate_share=config["report"]["degenerate_share"],
+        seed=config["seed"],
+        code=code_hash(
+            "reliability", "degenerate", "quality_metrics", "bootstrap", "parquet"
+        ),
+    script:
+        "../scripts/reliability.py"

@@ -4,7 +4,9 @@ rule correlate:
         quality="results/{model}/{task}/quality.parquet",
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/correlations/{mask}/{site}.parquet",
+        rho="results/{model}/{task}/correlations/{mask}/{site}.parquet",
+        # Per permutation of quality, this store's largest |rho| (its share of the max-T null).
+        null="results/{model}/{task}/null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
     conda:
@@ -14,12 +16,19 @@ rule correlate:
         bootstrap=config["report"]["bootstrap"],
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
         code=code_hash(
             "rhotable",
             "correlate",
             "bootstrap",
             "partial",
             "features",
+            "degenerate",
+            "maxnull",
+            "lenses",
+            "massive",
+            "moments",
         ),
     script:
         "../scripts/correlate.py"
@@ -42,6 +51,14 @@ rule report:
             category="Quality",
             subcategory="Tables",
         ),
+        reliability=report(
+            "results/report/reliability.csv",
+            caption="../report/reliability.rst",
+            category="Quality",
+            subcategory="Tables",
+        ),
+        # The family's largest |rho| per permutation, per model and task: the figures draw it.
+        null="results/report/null_max.parquet",
         summary="results/report/summary.md",
         html=report(
             "results/report/summary.html",
@@ -56,7 +73,23 @@ rule report:
     params:
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("report", "headline", "fdr", "lenses", "massive"),
+        power=config["report"]["power"],
+        inputs_of=report_keys(),
+        code=code_hash(
+            "report",
+            "headline",
+            "fdr",
+            "lenses",
+            "massive",
+            "maxnull",
+            "power",
+            "parquet",
+            "bootstrap",
+            "correlate",
+            "rhotable",
+            "partial",
+            "contamination",
+        ),
     script:
         "../scripts/report.py"
 

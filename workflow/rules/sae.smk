@@ -112,7 +112,8 @@ rule correlate_sae:
         quality="results/{model}/{task}/quality.parquet",
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
+        rho="results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
+        null="results/{model}/{task}/sae_null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate_sae/{model}/{task}/{mask}/{site}.log",
     conda:
@@ -123,8 +124,19 @@ rule correlate_sae:
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         features=list(SAE_FEATURES),
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
         code=code_hash(
-            "rhotable", "correlate", "bootstrap", "partial", "lenses", "massive"
+            "rhotable",
+            "correlate",
+            "bootstrap",
+            "partial",
+            "lenses",
+            "massive",
+            "features",
+            "moments",
+            "degenerate",
+            "maxnull",
         ),
     script:
         "../scripts/correlate.py"

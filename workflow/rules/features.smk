@@ -10,6 +10,6 @@ rule compute_features:
     params:
         threshold=config["massive"]["threshold"],
         ratio=config["massive"]["ratio"],
-        code=code_hash("features", "moments", "massive", "store"),
+        code=script_code("compute_features"),
     script:
         "../scripts/compute_features.py"

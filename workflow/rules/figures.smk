@@ -20,7 +20,7 @@ rule plot_rho_heatmap:
         "../../envs/demoscope.yaml"
     params:
         quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_heatmap"),
     script:
         "../scripts/plot_rho_heatmap.py"
 
@@ -45,7 +45,7 @@ rule plot_rho_by_layer:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_by_layer"),
     script:
         "../scripts/plot_rho_by_layer.py"
 
@@ -70,7 +70,7 @@ rule plot_strongest:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strongest"),
     script:
         "../scripts/plot_strongest.py"
 
@@ -93,7 +93,7 @@ rule plot_quality:
         "../../envs/demoscope.yaml"
     params:
         metrics=config["report"]["quality_metrics"],
-        code=code_hash("figures"),
+        code=script_code("plot_quality"),
     script:
         "../scripts/plot_quality.py"
 
@@ -116,7 +116,7 @@ rule plot_massive:
         "../../envs/demoscope.yaml"
     params:
         threshold=config["massive"]["threshold"],
-        code=code_hash("figures"),
+        code=script_code("plot_massive"),
     script:
         "../scripts/plot_massive.py"
 
@@ -140,7 +140,7 @@ rule plot_sae_lens:
     params:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
-        code=code_hash("figures"),
+        code=script_code("plot_sae_lens"),
     script:
         "../scripts/plot_sae_lens.py"
 
@@ -162,6 +162,6 @@ rule plot_strategies:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strategies"),
     script:
         "../scripts/plot_strategies.py"

@@ -19,14 +19,6 @@ rule score_quality:
         template=template_config,
         kind=lambda wc: config["tasks"][wc.task]["kind"],
         generation=generation_config,
-        code=code_hash(
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-            "generation",
-            "answers",
-        ),
+        code=script_code("score_quality"),
     script:
         "../scripts/score_quality.py"

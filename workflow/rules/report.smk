@@ -14,13 +14,7 @@ rule correlate:
         bootstrap=config["report"]["bootstrap"],
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
-        code=code_hash(
-            "rhotable",
-            "correlate",
-            "bootstrap",
-            "partial",
-            "features",
-        ),
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"
 
@@ -56,7 +50,7 @@ rule report:
     params:
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("report", "headline", "fdr", "lenses", "massive"),
+        code=script_code("report"),
     script:
         "../scripts/report.py"
 
@@ -74,5 +68,6 @@ rule write_config:
         "../../envs/demoscope.yaml"
     params:
         config=canonical(config),
+        code=script_code("write_config"),
     script:
         "../scripts/write_config.py"

@@ -19,7 +19,7 @@ rule embed:
         embedding=SELECTION["embedding"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash("embeddings", "models", "records", "templates", "tokens"),
+        code=script_code("embed"),
     script:
         "../scripts/embed.py"
 
@@ -41,15 +41,7 @@ rule zero_shot:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=lambda wc: config["tasks"][wc.task]["kind"] == "generation",
-        code=code_hash(
-            "zeroshot",
-            "embeddings",
-            "models",
-            "scoring",
-            "records",
-            "templates",
-            "tokens",
-        ),
+        code=script_code("zero_shot"),
     script:
         "../scripts/zero_shot.py"
 
@@ -65,6 +57,6 @@ rule select:
         "../../envs/demoscope.yaml"
     params:
         strategy=select_params,
-        code=code_hash("selection", "selectors", "sampling"),
+        code=script_code("select"),
     script:
         "../scripts/select.py"

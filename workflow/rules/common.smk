@@ -16,7 +16,7 @@ from demoscope.config import ConfigError, check_config
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
-from demoscope.codehash import code_hash
+from demoscope.codehash import code_hash, script_code
 from demoscope.lenses import CONTROL_FEATURES, SAE_FEATURES
 from demoscope.strategies import MODEL_KINDS, READS, instances
 from demoscope.tasks import generation_settings, local_files, source_errors

@@ -19,19 +19,7 @@ rule controls:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         kind=lambda wc: config["tasks"][wc.task]["kind"],
-        code=code_hash(
-            "controls",
-            "embeddings",
-            "lenses",
-            "massive",
-            "models",
-            "promptbuilder",
-            "records",
-            "scoring",
-            "templates",
-            "tokens",
-            "zeroshot",
-        ),
+        code=script_code("controls"),
     script:
         "../scripts/controls.py"
 
@@ -56,17 +44,6 @@ rule correlate_controls:
         features=list(CONTROL_FEATURES),
         permutations=config["report"]["permutations"],
         degenerate_share=config["report"]["degenerate_share"],
-        code=code_hash(
-            "rhotable",
-            "correlate",
-            "bootstrap",
-            "partial",
-            "lenses",
-            "massive",
-            "features",
-            "moments",
-            "degenerate",
-            "maxnull",
-        ),
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"

@@ -21,17 +21,7 @@ rule evaluate:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=generation_config,
-        code=code_hash(
-            "evaluation",
-            "generation",
-            "answers",
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-            "promptbuilder",
-        ),
+        code=script_code("evaluate"),
     script:
         "../scripts/evaluate.py"
 
@@ -60,20 +50,7 @@ rule task_sets:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=generation_config,
-        code=code_hash(
-            "taskcorr",
-            "evaluation",
-            "generation",
-            "answers",
-            "selectors",
-            "sampling",
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-            "promptbuilder",
-        ),
+        code=script_code("task_sets"),
     script:
         "../scripts/task_sets.py"
 
@@ -91,9 +68,7 @@ rule task_correlation:
         "../../envs/demoscope.yaml"
     params:
         alpha=config["report"]["alpha"],
-        code=code_hash(
-            "taskcorr", "correlate", "rhotable", "features", "lenses", "massive"
-        ),
+        code=script_code("task_correlation"),
     script:
         "../scripts/task_correlation.py"
 
@@ -121,6 +96,6 @@ rule report_selection:
         "../../envs/demoscope.yaml"
     params:
         alpha=config["report"]["alpha"],
-        code=code_hash("strategyreport", "strategies", "paired", "fdr"),
+        code=script_code("report_selection"),
     script:
         "../scripts/report_selection.py"

@@ -11,6 +11,6 @@ rule compute_features:
         threshold=config["massive"]["threshold"],
         ratio=config["massive"]["ratio"],
         skip_first_token=config["features"]["skip_first_token"],
-        code=code_hash("features", "moments", "massive", "store"),
+        code=script_code("compute_features"),
     script:
         "../scripts/compute_features.py"

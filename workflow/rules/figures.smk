@@ -21,7 +21,7 @@ rule plot_rho_heatmap:
         "../../envs/demoscope.yaml"
     params:
         quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_heatmap"),
     script:
         "../scripts/plot_rho_heatmap.py"
 
@@ -47,7 +47,7 @@ rule plot_rho_by_layer:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_by_layer"),
     script:
         "../scripts/plot_rho_by_layer.py"
 
@@ -72,7 +72,7 @@ rule plot_strongest:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strongest"),
     script:
         "../scripts/plot_strongest.py"
 
@@ -95,7 +95,7 @@ rule plot_quality:
         "../../envs/demoscope.yaml"
     params:
         metrics=config["report"]["quality_metrics"],
-        code=code_hash("figures"),
+        code=script_code("plot_quality"),
     script:
         "../scripts/plot_quality.py"
 
@@ -118,7 +118,7 @@ rule plot_massive:
         "../../envs/demoscope.yaml"
     params:
         threshold=config["massive"]["threshold"],
-        code=code_hash("figures"),
+        code=script_code("plot_massive"),
     script:
         "../scripts/plot_massive.py"
 
@@ -142,7 +142,7 @@ rule plot_sae_lens:
     params:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
-        code=code_hash("figures"),
+        code=script_code("plot_sae_lens"),
     script:
         "../scripts/plot_sae_lens.py"
 
@@ -164,7 +164,7 @@ rule plot_strategies:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strategies"),
     script:
         "../scripts/plot_strategies.py"
 
@@ -187,6 +187,6 @@ rule plot_reliability:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures", "parquet"),
+        code=script_code("plot_reliability"),
     script:
         "../scripts/plot_reliability.py"

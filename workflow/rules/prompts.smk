@@ -17,8 +17,6 @@ rule build_prompts:
         data_dir=DATA_DIR,
         seed=config["seed"],
         bad_records=config["bad_records"],
-        code=code_hash(
-            "records", "tasks", "templates", "sampling", "prompts", "tokens", "models"
-        ),
+        code=script_code("build_prompts"),
     script:
         "../scripts/build_prompts.py"

@@ -21,17 +21,7 @@ rule score_quality:
         template=template_config,
         kind=lambda wc: config["tasks"][wc.task]["kind"],
         generation=generation_config,
-        code=code_hash(
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-            "generation",
-            "answers",
-            "promptbuilder",
-            "quality_metrics",
-        ),
+        code=script_code("score_quality"),
     script:
         "../scripts/score_quality.py"
 
@@ -52,8 +42,6 @@ rule reliability:
         splits=config["report"]["reliability_splits"],
         degenerate_share=config["report"]["degenerate_share"],
         seed=config["seed"],
-        code=code_hash(
-            "reliability", "degenerate", "quality_metrics", "bootstrap", "parquet"
-        ),
+        code=script_code("reliability"),
     script:
         "../scripts/reliability.py"

@@ -18,18 +18,7 @@ rule correlate:
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         permutations=config["report"]["permutations"],
         degenerate_share=config["report"]["degenerate_share"],
-        code=code_hash(
-            "rhotable",
-            "correlate",
-            "bootstrap",
-            "partial",
-            "features",
-            "degenerate",
-            "maxnull",
-            "lenses",
-            "massive",
-            "moments",
-        ),
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"
 
@@ -75,21 +64,7 @@ rule report:
         alpha=config["report"]["alpha"],
         power=config["report"]["power"],
         inputs_of=report_keys(),
-        code=code_hash(
-            "report",
-            "headline",
-            "fdr",
-            "lenses",
-            "massive",
-            "maxnull",
-            "power",
-            "parquet",
-            "bootstrap",
-            "correlate",
-            "rhotable",
-            "partial",
-            "contamination",
-        ),
+        code=script_code("report"),
     script:
         "../scripts/report.py"
 
@@ -107,5 +82,6 @@ rule write_config:
         "../../envs/demoscope.yaml"
     params:
         config=canonical(config),
+        code=script_code("write_config"),
     script:
         "../scripts/write_config.py"

@@ -20,9 +20,7 @@ rule sae_pool:
         bad_records=config["bad_records"],
         pool=SAE["pool"],
         held_out=SAE["held_out"],
-        code=code_hash(
-            "sae_pool", "records", "tasks", "templates", "sampling", "tokens"
-        ),
+        code=script_code("sae_pool"),
     script:
         "../scripts/sae_pool.py"
 
@@ -48,17 +46,7 @@ rule dump_sae_pool:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         store_dtype=COMPUTE["store_dtype"],
         layers=SAE["layers"],
-        code=code_hash(
-            "models",
-            "capture",
-            "store",
-            "dump",
-            "masks",
-            "tokens",
-            "sampling",
-            "promptbuilder",
-            "templates",
-        ),
+        code=script_code("dump_sae_pool"),
     script:
         "../scripts/dump_sae_pool.py"
 
@@ -79,7 +67,7 @@ rule train_sae:
         gpu=COMPUTE["gpu"],
     params:
         training=sae_training,
-        code=code_hash("sae", "sae_pool", "store", "models"),
+        code=script_code("train_sae"),
     script:
         "../scripts/train_sae.py"
 
@@ -99,7 +87,7 @@ rule sae_features:
         layers=SAE["layers"],
         top_latents=SAE["top_latents"],
         skip_first=SAE["skip_first"],
-        code=code_hash("sae_features", "sae", "store", "lenses", "massive"),
+        code=script_code("sae_features"),
     script:
         "../scripts/sae_features.py"
 
@@ -126,17 +114,6 @@ rule correlate_sae:
         features=list(SAE_FEATURES),
         permutations=config["report"]["permutations"],
         degenerate_share=config["report"]["degenerate_share"],
-        code=code_hash(
-            "rhotable",
-            "correlate",
-            "bootstrap",
-            "partial",
-            "lenses",
-            "massive",
-            "features",
-            "moments",
-            "degenerate",
-            "maxnull",
-        ),
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"

@@ -19,7 +19,7 @@ rule embed:
         embedding=SELECTION["embedding"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash("embeddings", "models", "records", "templates", "tokens"),
+        code=script_code("embed"),
     script:
         "../scripts/embed.py"
 
@@ -41,16 +41,7 @@ rule zero_shot:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=lambda wc: config["tasks"][wc.task]["kind"] == "generation",
-        code=code_hash(
-            "zeroshot",
-            "embeddings",
-            "models",
-            "scoring",
-            "records",
-            "templates",
-            "tokens",
-            "promptbuilder",
-        ),
+        code=script_code("zero_shot"),
     script:
         "../scripts/zero_shot.py"
 
@@ -67,7 +58,7 @@ rule contamination:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("contamination"),
+        code=script_code("contamination"),
     script:
         "../scripts/contamination.py"
 
@@ -87,27 +78,7 @@ rule select:
         "../../envs/demoscope.yaml"
     params:
         strategy=select_params,
-        code=code_hash(
-            "selection",
-            "selectors",
-            "sampling",
-            "strategies",
-            "retrievers",
-            "contamination",
-            "sets",
-            "lmscore",
-            "evaluation",
-            "generation",
-            "answers",
-            "quality",
-            "scoring",
-            "zeroshot",
-            "embeddings",
-            "records",
-            "models",
-            "templates",
-            "tokens",
-        ),
+        code=script_code("select"),
     script:
         "../scripts/select.py"
 

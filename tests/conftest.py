@@ -167,8 +167,8 @@ def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
     # Tiny SAEs on the tiny model's first and last layers, from 20 of the 40 train records.
     # Every task of a tiny config, so that a test may keep only some of them.
     config["sae"].update(tasks=None, layers=[0, 2], expansion=2, k=4, pool=20, held_out=0.2, steps=20, batch_tokens=32, top_latents=3)
-    # The task-vector pool and the attention lens's probes and calibration records come out of
-    # the same 40 train records, besides the candidates.
+    # The task-vector pool and the attention lens's calibration records come out of the same 40
+    # train records, besides the candidates (both lenses are off unless a test turns them on).
     config["task_vector"]["pool"] = 8
-    config["attention"].update(probes=2, calibration=4)
+    config["attention"].update(calibration=4)
     return config

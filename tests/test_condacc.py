@@ -48,7 +48,7 @@ def test_prompts_hold_every_candidate_sets_times_and_are_seeded():
 def test_condacc_equals_a_brute_force_evaluation_of_the_same_prompts(tiny_llama):
     model, tok, _ = models.load(tiny_llama, "cpu", "float32")
     torch.set_num_threads(1)
-    quality, outcomes = score_condacc(model, tok, TEMPLATE, CANDIDATES, QUERIES, k=2, sets=3, seed=7, device="cpu",
+    quality, outcomes, by_query = score_condacc(model, tok, TEMPLATE, CANDIDATES, QUERIES, k=2, sets=3, seed=7, device="cpu",
                                       batch_tokens=96, progress=False)
     prompts = draw_prompts(CANDIDATES["cand_id"].to_list(), 2, 3, 7)
     assert outcomes["prompt_id"].n_unique() == len(prompts) == 9 and len(outcomes) == 9 * 3
@@ -74,5 +74,15 @@ def test_condacc_equals_a_brute_force_evaluation_of_the_same_prompts(tiny_llama)
         assert row["accuracy"] == pytest.approx(acc[mine].mean())
         assert row["gold_logprob"] == pytest.approx(lp[mine].mean(), abs=1e-4)
         assert row["n_queries"] == 3
+    # Per candidate x query: the outcome averaged over the candidate's prompts; its row mean is
+    # the candidate's CondAcc, so reliability splits the queries of the same matrix.
+    for row in by_query.iter_rows(named=True):
+        mine = [p for p, ids in enumerate(prompts) if row["cand_id"] in ids]
+        hits = outcomes.filter(pl.col("prompt_id").is_in(mine) & (pl.col("query_id") == row["query_id"]))
+        assert row["correct"] == pytest.approx(hits["correct"].mean())
+        assert row["gold_logprob"] == pytest.approx(hits["gold_logprob"].mean(), abs=1e-5)
+    means = by_query.group_by("cand_id").agg(pl.col("correct").mean()).sort("cand_id")
+    assert means["correct"].to_numpy() == pytest.approx(quality.sort("cand_id")["accuracy"].to_numpy())
+    assert by_query.height == 5 * 3
     assert quality.columns[:7] == ["cand_id", "label", "accuracy", "gold_logprob", "accuracy_norm",
                                    "gold_logprob_norm", "n_queries"]

@@ -13,6 +13,11 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+# A plain-text source: `LABEL:detail question` lines, split by a pattern with named groups.
+QUESTIONS = {"dir": "questions", "format": "fields", "pattern": r"(?P<label>[A-Z]+):(?P<detail>\S+) (?P<question>.*)",
+             "input": "Question: {question}\nType:", "label_words": ["DESC", "ENTY", "HUM", "LOC", "NUM"]}
+
+
 def edited(change) -> dict:
     config = copy.deepcopy(DEFAULT)
     change(config)
@@ -59,9 +64,13 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input} {label}"), "tasks.sst2.template.demonstration: unknown placeholder {label}; allowed: {answer}, {answer_prefix}, {input}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input}"), "tasks.sst2.template.demonstration: must contain {answer}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
-        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (8)"),
+        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.probe_queries (4)"),
+        (lambda c: c["query_mask"].update(queries=50, source="quality_queries_leaky"),
+         "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (8)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
         (lambda c: c["selection"].update(k=50), "selection.k: 50 is larger than tasks.arc_challenge.sizes.candidates (32)"),
+        (lambda c: c["selection"].update(strategies=["mdl"], mdl={"candidates": 3}), "selection.mdl.candidates: 3 is smaller than selection.k (4)"),
+        (lambda c: c["selection"].update(strategies=["dpp"], dpp={"candidates": 2, "scale": 0.1}), "selection.dpp.candidates: 2 is smaller than selection.k (4)"),
         (lambda c: (c["dumps"].update(causal=["mlp_out"]), c["selection"]["activation"].append({"feature": "top1", "layer": "best", "mask": "causal", "site": "resid"})), "selection.activation.1: causal/resid is not dumped (add it under `dumps`)"),
         (lambda c: c["selection"].update(best_layer_metric="accuracy_norm"), "selection.activation.0: layer 'best' ranks layers by |rho| with selection.best_layer_metric (accuracy_norm), which is not in report.quality_metrics (accuracy, gold_logprob)"),
         (lambda c: c["selection"]["activation"].append(dict(c["selection"]["activation"][0])), "selection.activation.1: repeats an earlier entry"),
@@ -77,6 +86,14 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["quality"].update(definition="condacc", condacc={"k": 36, "sets": 2}), "quality.condacc.k: 36 demonstrations per prompt, but tasks.arc_challenge has 32 candidates"),
         (lambda c: c["task_vector"].update(tasks=["boolq"]), "task_vector.tasks: 'boolq' is not a task of this config"),
         (lambda c: c["attention"].update(tasks=["sst2", "nope"]), "attention.tasks: 'nope' is not a task of this config"),
+        (lambda c: (c["attention"].update(tasks=["sst2"]), c["tasks"]["sst2"]["sizes"].update(probe_queries=0)), "tasks.sst2.sizes.probe_queries: 0, but attention.tasks runs the attention lens on sst2"),
+        (lambda c: c["tasks"]["sst2"]["hub"].pop("input"), "tasks.sst2.hub.input: format `fields` needs an input template over the record's fields"),
+        (lambda c: c["tasks"]["sst2"]["hub"].pop("label_words"), "tasks.sst2.hub.label_words: format `fields` needs the label words"),
+        (lambda c: c["tasks"]["sst2"]["hub"].update(input="Review: {sentence\nSentiment:"), "tasks.sst2.hub.input: not a valid template"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, input="Q: {questoin}")), "tasks.sst2.local.input: placeholder {questoin} is not a group of tasks.sst2.local.pattern (its groups: detail, label, question)"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, label="type")), "tasks.sst2.local.label: 'type' is not a group of tasks.sst2.local.pattern"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, pattern="([A-Z]+):(.*)")), "tasks.sst2.local.pattern: has no named groups"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, pattern="(?P<label>[A-Z+:(?P<question>.*)")), "tasks.sst2.local.pattern: not a valid regular expression"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):
@@ -90,6 +107,41 @@ def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
     done = snakemake(workdir, "-n", check=False)
     assert done.returncode != 0
     assert "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid" in done.stdout + done.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_a_fields_source_without_its_keys_is_named_before_any_job():
+    config = edited(lambda c: c["tasks"]["sst2"].update(local={"dir": "x", "format": "fields"}))
+    with pytest.raises(ConfigError) as err:
+        check_config(config, SCHEMA)
+    assert "tasks.sst2.local.input: format `fields` needs an input template" in str(err.value)
+    assert "tasks.sst2.local.label_words: format `fields` needs the label words" in str(err.value)
+    # A mapping of raw labels to words is a valid `label_words`.
+    check_config(edited(lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, label_words={"HUM": "human", "LOC": "place"}))), SCHEMA)
+
+
+@pytest.mark.slow
+def test_a_typo_in_a_csv_tasks_input_stops_snakemake_before_any_job(tmp_path):
+    """A placeholder that is no column of the task's file is named when the workflow starts,
+    with the file and the columns it has."""
+    data = tmp_path / "data" / "reviews"
+    data.mkdir(parents=True)
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_text("review,stars\nfine film,pos\ndull plot,neg\n")
+
+    def change(config):
+        config["data_dir"] = str(tmp_path / "data")
+        config["tasks"] = {"reviews": {"kind": "classification", "sizes": {"candidates": 4, "quality_queries": 2},
+                                       "template": {"instruction": "Classify each review."},
+                                       "local": {"dir": "reviews", "format": "fields", "input": "Review: {reveiw}",
+                                                 "label": "stars", "label_words": ["neg", "pos"]}}}
+        config["sae"]["tasks"] = None
+
+    workdir = make_workspace(tmp_path / "ws", edited(change))
+    done = snakemake(workdir, "-n", check=False)
+    assert done.returncode != 0
+    assert (f"tasks.reviews.local.input: placeholder {{reveiw}} is not a field of {data / 'train.csv'} "
+            f"(its fields: review, stars)") in done.stdout + done.stderr
     assert not (workdir / "results").exists()
 
 

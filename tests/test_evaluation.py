@@ -1,5 +1,6 @@
 """k-shot evaluation, zero-shot uncertainty, embeddings and the task side, against hand computations."""
 
+import itertools
 import math
 
 import numpy as np
@@ -188,13 +189,62 @@ def test_task_rho_is_spearman_of_set_means():
     assert rows.height == 2 * 2 * 2  # features x layers x metrics
     for layer in (0, 1):
         values = features.filter(pl.col("layer") == layer).sort("cand_id")["mean"].to_numpy()
-        x = [values[s].mean() for s in sets]
+        x = np.array([values[s].mean() for s in sets])
         for metric in ("accuracy", "gold_logprob"):
             row = rows.filter((pl.col("feature") == "mean") & (pl.col("layer") == layer) & (pl.col("metric") == metric))
-            expected = stats.spearmanr(x, table[metric].to_numpy())
-            assert row["rho"][0] == pytest.approx(expected.statistic)
-            assert row["pvalue"][0] == pytest.approx(expected.pvalue)
+            y = table[metric].to_numpy()
+            assert row["rho"][0] == pytest.approx(stats.spearmanr(x, y).statistic)
+            # five sets: the exact permutation p-value (all 120 pairings; accuracy has ties)
+            exact = stats.permutation_test((x, y), lambda a, b: stats.spearmanr(a, b).statistic,
+                                           permutation_type="pairings", n_resamples=10**6)
+            assert row["pvalue"][0] == pytest.approx(exact.pvalue) and row["exact_p"][0]
+            assert row["underpowered"][0] and row["detectable_rho"][0] > 0.9
     assert rows.filter(pl.col("feature") == "top1")["rho"].is_nan().all()  # constant: NaN, not 0
+
+
+def test_task_side_p_values_are_exact_at_small_n_and_never_zero():
+    """|rho| = 1 over four sets is p = 2/24, not 0; at n = 5 the exact p-value is a valid
+    p-value exactly: over all 120 pairings, P(p <= c) equals c at every attainable c; beyond
+    EXACT_MAX sets the t approximation of scipy.spearmanr is used."""
+    from demoscope.taskcorr import EXACT_MAX, exact_spearman_pvalue
+
+    x = np.arange(4.0)[:, None]
+    y = np.arange(4.0)[:, None]
+    assert exact_spearman_pvalue(x, y, np.array([[1.0]]), np.array([[True]]))[0, 0] == pytest.approx(2 / 24)
+    x = np.array([0.3, 1.2, -0.5, 2.2, 0.9])[:, None]
+    y = np.array([1.0, 2.0, 2.0, 3.0, 5.0])  # a tie, as accuracies over few queries have
+    orderings = np.array(list(itertools.permutations(range(5))))
+    ys = y[orderings].T  # 5 x 120: every pairing of y with x
+    rho = np.array([stats.spearmanr(x[:, 0], col).statistic for col in ys.T])[None]
+    p = exact_spearman_pvalue(np.repeat(x, 1, 1), ys, rho, np.ones(rho.shape, bool))[0]
+    for c in np.unique(p):
+        assert (p <= c + 1e-12).mean() == pytest.approx(c)
+    features = pl.DataFrame({"cand_id": np.arange(12), "layer": 0, "mean": np.random.default_rng(0).normal(size=12)})
+    many = set_table([[i] for i in range(EXACT_MAX + 3)], np.random.default_rng(1).random((EXACT_MAX + 3, 9)) > 0.5,
+                     np.random.default_rng(2).normal(size=(EXACT_MAX + 3, 9)))
+    row = task_rho_rows(features, many, ["mean"]).filter(pl.col("metric") == "gold_logprob")
+    x = features["mean"].to_numpy()[: EXACT_MAX + 3]
+    assert not row["exact_p"][0] and row["pvalue"][0] == pytest.approx(stats.spearmanr(x, many["gold_logprob"]).pvalue)
+
+
+def test_detectable_rho_agrees_with_a_direct_simulation():
+    """Over the n where detectable_rho crosses 0.5 (33 sets at alpha 0.05), a population
+    Spearman rho equal to it is detected (t test of spearmanr) in 80% +- 0.05 of simulations."""
+    from demoscope.taskcorr import UNDERPOWERED_RHO, detectable_rho
+
+    assert detectable_rho(32) > UNDERPOWERED_RHO >= detectable_rho(33)
+    assert np.isnan(detectable_rho(3)) and detectable_rho(16) == pytest.approx(0.70, abs=0.01)
+    n, rng = 40, np.random.default_rng(4)
+    target = float(detectable_rho(n))
+    r = 2 * np.sin(np.pi * target / 6)  # the Pearson r of a normal pair whose Spearman rho is target
+    z = rng.standard_normal((4000, n, 2))
+    pairs = np.stack([z[..., 0], r * z[..., 0] + np.sqrt(1 - r * r) * z[..., 1]], -1)
+    ranks = pairs.argsort(1).argsort(1).astype(float)
+    ranks -= ranks.mean(1, keepdims=True)
+    rho = (ranks[..., 0] * ranks[..., 1]).sum(1) / np.sqrt((ranks**2).sum(1).prod(-1))
+    t = rho * np.sqrt((n - 2) / (1 - rho**2))
+    power = (2 * stats.t.sf(np.abs(t), n - 2) < 0.05).mean()
+    assert power == pytest.approx(0.8, abs=0.05)
 
 
 def test_task_sets_score_the_full_grid(llama):
@@ -218,24 +268,72 @@ def test_intervals():
     assert t_interval(values) == pytest.approx(expected)
 
 
-def test_strategy_table_pools_random_seeds_and_marks_the_reference():
-    def run(name, correct):
-        table = pl.DataFrame({"correct": correct, "gold_logprob": [-1.0] * len(correct)})
-        return {"model": "m", "task": "t", "strategy": name, "detail": f"how {name}"}, table
+def run_of(name, correct, query_ids=None):
+    query_ids = list(range(len(correct))) if query_ids is None else query_ids
+    table = pl.DataFrame({"query_id": query_ids, "correct": correct, "gold_logprob": [-1.0] * len(correct)})
+    return {"model": "m", "task": "t", "strategy": name, "detail": f"how {name}"}, table
 
-    evaluations = [run("votek", [True, False, True, True]), run("random-s1", [True, False, False, False]),
-                   run("random-s0", [True, True, False, False]), run("quality_oracle", [True] * 4),
-                   run("random-s2", [True, True, True, False])]
+
+def test_strategy_table_pools_random_seeds_and_marks_the_reference():
+    evaluations = [run_of("votek", [True, False, True, True]), run_of("random-s1", [True, False, False, False]),
+                   run_of("random-s0", [True, True, False, False]), run_of("quality_oracle", [True] * 4),
+                   run_of("random-s2", [True, True, True, False])]
     table = strategy_table(evaluations)
     assert table["strategy"].to_list() == ["random", "quality_oracle", "votek"]
     random = table.row(0, named=True)
     assert random["n_seeds"] == 3 and random["mean_accuracy"] == pytest.approx(0.5)
     assert (random["ci_low"], random["ci_high"]) == pytest.approx(t_interval(np.array([0.5, 0.25, 0.75])))
     assert random["accuracies"] == "0.5000,0.2500,0.7500" and random["interval"] == "t over 3 seeds"
+    assert random["vs_random_p"] is None and random["verdict"] == "underpowered"  # 4 queries
+    assert random["random_set_sd"] == table.row(2, named=True)["random_set_sd"] >= 0
     oracle = table.row(1, named=True)
     assert oracle["reference"] and oracle["kind"] == "quality_oracle" and oracle["detail"] == "how quality_oracle"
     assert (oracle["ci_low"], oracle["ci_high"]) == pytest.approx(wilson(4, 4))
     assert not table.row(2, named=True)["reference"]
+    for row in (oracle, table.row(2, named=True)):
+        assert row["verdict"] == "underpowered" and not row["distinguishable"]
+
+
+def test_identical_seeds_never_give_a_certain_interval():
+    """Two seeds at the same accuracy: the t-interval over them has zero width; the queries are
+    a sample too, so the interval is widened to Wilson over them, and the row says so."""
+    table = strategy_table([run_of("random-s0", [True, False] * 3), run_of("random-s1", [False, True] * 3)])
+    row = table.row(0, named=True)
+    assert row["mean_accuracy"] == 0.5 and (row["ci_low"], row["ci_high"]) == pytest.approx(wilson(3, 6))
+    assert row["interval"] == "t over 2 seeds, widened to Wilson over 6 queries" and row["verdict"] == "underpowered"
+
+
+def test_strategies_are_compared_with_random_paired_by_query_id():
+    """The comparison pairs by query id, not by row order; BH runs over the compared strategies
+    of one model x task; on enough queries a clear gain is distinguishable."""
+    from demoscope import paired
+    from demoscope.fdr import bh_adjust
+
+    rng = np.random.default_rng(5)
+    q = 200
+    # One seed: with several, their spread enters with seeds - 1 degrees of freedom (test_paired)
+    random = rng.random((1, q)) < 0.5
+    better = np.where(rng.random(q) < 0.5, True, random[0])  # right wherever random was, and on half the rest
+    same = np.where(rng.random(q) < 0.1, ~random[0], random[0])  # differs on a tenth, either way
+    order = rng.permutation(q)  # evaluation tables in another row order
+    evaluations = [run_of("random-s0", random[0].tolist()),
+                   run_of("similarity", better[order].tolist(), order.tolist()),
+                   run_of("diversity", same[order[::-1]].tolist(), order[::-1].tolist())]
+    table = strategy_table(evaluations, alpha=0.05)
+    expected = [paired.paired_test(s.astype(float), random.astype(float), 0.05) for s in (better, same)]
+    rows = [table.filter(pl.col("strategy") == name).row(0, named=True) for name in ("similarity", "diversity")]
+    for row, want in zip(rows, expected):
+        assert row["vs_random_diff"] == pytest.approx(float(want["diff"]))
+        assert row["vs_random_p"] == pytest.approx(float(want["p"]))
+        assert (row["vs_random_ci_low"], row["vs_random_ci_high"]) == pytest.approx((float(want["ci_low"]), float(want["ci_high"])))
+    padj = bh_adjust([float(e["p"]) for e in expected])
+    assert [r["vs_random_padj"] for r in rows] == pytest.approx(padj.tolist())
+    assert rows[0]["verdict"] == "distinguishable from random" and rows[0]["distinguishable"]
+    assert rows[1]["verdict"] == "not distinguishable" and rows[1]["vs_random_mdd"] <= 0.10
+    with pytest.raises(ValueError, match="different test queries"):
+        strategy_table(evaluations + [run_of("votek", [True] * (q - 1))])
+    alone = strategy_table([run_of("votek", [True] * 4)])
+    assert alone["verdict"].to_list() == ["no random baseline"] and alone["vs_random_p"].is_null().all()
 
 
 def test_summary_task_section_sets_the_task_side_beside_the_quality_side():

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from demoscope.condacc import draw_prompts
+from demoscope.degenerate import usable_metrics
 from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
 
 from conftest import make_workspace, snakemake, tiny_config
@@ -46,7 +47,7 @@ def test_condacc_task_vectors_attention_and_published_saes_reach_the_report(tmp_
     config["tasks"] = {"sst2": config["tasks"]["sst2"]}
     config["quality"] = {"definition": "condacc", "condacc": {"k": 2, "sets": 3}}
     config["task_vector"] = {"tasks": ["sst2"], "pool": 8}
-    config["attention"] = {"tasks": ["sst2"], "probes": 2, "calibration": 4}
+    config["attention"] = {"tasks": ["sst2"], "calibration": 4}
     published_saes(tmp_path / "saes", tiny_llama.name)
     config["sae"]["pretrained"] = {"tiny": str(tmp_path / "saes")}
     workdir = make_workspace(tmp_path / "wf", config)
@@ -65,15 +66,25 @@ def test_condacc_task_vectors_attention_and_published_saes_reach_the_report(tmp_
         mine = per_prompt.filter(pl.col("cand_ids").list.contains(row["cand_id"]))
         assert row["accuracy"] == pytest.approx(mine["correct"].mean())
 
+    # Reliability of CondAcc: split halves of the queries of its candidate x query matrix.
+    by_query = pl.read_parquet(base / "quality_condacc_by_query.parquet")
+    assert by_query.height == 10 * 4
+    means = by_query.group_by("cand_id").agg(pl.col("gold_logprob").mean()).sort("cand_id")
+    assert means["gold_logprob"].to_numpy() == pytest.approx(quality.sort("cand_id")["gold_logprob"].to_numpy())
+    reliability = pl.read_parquet(base / "reliability.parquet")
+    assert set(reliability["candidates"]) == {10} and set(reliability["queries"]) == {4}
+
     tv = pl.read_parquet(base / "tv_features/prompt/resid.parquet")
     assert tv.height == 10 * LAYERS and tv["tv_cosine"].is_between(-1, 1).all() and (tv["tv_norm"] > 0).all()
     pool = pl.read_parquet(base / "prompts/task_vector_pool.parquet")
     assert pool.height == 8 and not set(pool["record_id"]) & set(candidates["record_id"])
 
     table = pl.read_csv(workdir / "results/report/spearman.csv")
-    assert set(table["lens"]) == {"moments", "massive", "sae", "task_vector", "attention"}
+    assert set(table["lens"]) == {"moments", "massive", "sae", "task_vector", "attention", "controls"}
     tv_rows = table.filter(pl.col("lens") == "task_vector")
-    n_metrics = len(config["report"]["quality_metrics"])
+    # Degenerate CondAcc metrics (a tiny model's accuracy can be constant) are reported, not correlated.
+    n_metrics = len(usable_metrics(quality, list(config["report"]["quality_metrics"])))
+    assert n_metrics >= 1
     assert tv_rows.height == len(TASK_VECTOR_FEATURES) * LAYERS * n_metrics
     assert set(zip(tv_rows["mask"], tv_rows["site"])) == {("prompt", "resid")}
     # Correlated against CondAcc: the rho the report shows is Spearman's over this quality table.
@@ -90,13 +101,16 @@ def test_condacc_task_vectors_attention_and_published_saes_reach_the_report(tmp_
                                                 str(tmp_path / "saes/sparsify/layers.2.mlp")]
     assert sae_quality["k"].to_list() == [None, 4] and np.isfinite(sae_quality["store_explained_variance"].to_numpy()).all()
     assert not (workdir / "results/tiny/sst2/sae").exists()  # published weights: nothing trained
-    # The attention lens: probes and calibration records are neither candidates nor quality queries.
-    probes = pl.read_parquet(base / "prompts/attention_probes.parquet")
+    # The attention lens runs build_prompts' probe queries; its calibration records are neither
+    # candidates nor (by content) quality or probe queries.
+    probes = pl.read_parquet(base / "prompts/probe_queries.parquet")
     calibration = pl.read_parquet(base / "prompts/attention_calibration.parquet")
     queries = pl.read_parquet(base / "prompts/quality_queries.parquet")
-    used = set(probes["record_id"]) | set(calibration["record_id"])
-    assert probes.height == 2 and calibration.height == 8 and len(used) == 10
-    assert not used & set(candidates["record_id"]) and not set(probes["text"]) & set(queries["query"])
+    assert probes.height == 4 and calibration.height == 8 and calibration["record_id"].n_unique() == 8
+    assert not set(calibration["record_id"]) & set(candidates["record_id"])
+    calibration_queries = set(calibration.filter(pl.col("role") == "query")["text"])
+    assert len(calibration_queries) == 4 and not calibration_queries & (set(probes["query"]) | set(queries["query"]))
+    assert not set(probes["query"]) & set(queries["query"])
     heads = pl.read_parquet(base / "attention_heads.parquet")
     best = heads.filter(pl.col("best")).row(0, named=True)
     assert best["calibration_label_attention"] == heads["calibration_label_attention"].max()
@@ -105,5 +119,16 @@ def test_condacc_task_vectors_attention_and_published_saes_reach_the_report(tmp_
     assert set(attn_rows.filter(pl.col("mask") == "best_head")["layer"]) == {best["layer"]}
     head_features = pl.read_parquet(base / "attn_features/best_head/attn.parquet")
     assert (head_features["head"] == best["head"]).all() and head_features["kato_affinity"].is_between(-1, 1).all()
+    # Both lenses join the task's family: their stores' nulls are in the family's maximum.
+    family_max = pl.read_parquet(workdir / "results/report/null_max.parquet").sort("permutation")["max_abs_rho"]
+    lens_max = []
+    for null in ("tv_null/prompt/resid", "attn_null/probe/attn", "attn_null/best_head/attn"):
+        store = pl.read_parquet(base / f"{null}.parquet").group_by("permutation").agg(pl.col("max_abs_rho").max())
+        store_max = store.sort("permutation")["max_abs_rho"].to_numpy()
+        assert len(store_max) == len(family_max) and (store_max <= family_max.to_numpy() + 1e-12).all()
+        lens_max.append(store_max)
+    # In some permutations the new lenses hold the family's maximum: they are in the family.
+    assert (np.max(lens_max, axis=0) == family_max.to_numpy()).any()
+    assert table.filter(pl.col("lens").is_in(["task_vector", "attention"]))["in_family"].all()
     summary = (workdir / "results/report/summary.md").read_text()
     assert "| tiny | sst2 | task_vector |" in summary and "| tiny | sst2 | attention |" in summary

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from demoscope import models
-from demoscope.quality import score_quality, summarise
+from demoscope.quality import quality_tables, score_quality, summarise
 from demoscope.scoring import score_options
 from demoscope.records import Record
 from demoscope.templates import Template
@@ -58,6 +58,8 @@ def test_score_quality_matches_hand_computation(tiny_llama):
     queries = pl.DataFrame({"query": ["Review: love \nSentiment:", "Review: hate \nSentiment:"],
                             "options": [["negative", "positive"]] * 2, "gold_index": [1, 0]})
     got = score_quality(model, tok, template, candidates, queries, "cpu", batch_tokens=128)
+    _, by_query = quality_tables(model, tok, template, candidates, queries, "cpu", batch_tokens=128)
+    assert by_query.columns[:3] == ["cand_id", "query_id", "query_label"] and by_query.height == 4
     for row in got.iter_rows(named=True):
         demo = candidates["demonstration"][row["cand_id"]]
         correct, gold_lp = [], []
@@ -67,6 +69,10 @@ def test_score_quality_matches_hand_computation(tiny_llama):
                       for o in ["negative", "positive"]]
             correct.append(int(np.argmax(scores)) == gold)
             gold_lp.append(scores[gold])
+        # The candidate x query outcomes the metrics average are kept, query by query.
+        mine = by_query.filter(pl.col("cand_id") == row["cand_id"]).sort("query_id")
+        assert mine["correct"].to_list() == [float(c) for c in correct]
+        assert mine["gold_logprob"].to_numpy() == pytest.approx(gold_lp, abs=1e-4)
         assert row["accuracy"] == pytest.approx(np.mean(correct))
         assert row["gold_logprob"] == pytest.approx(np.mean(gold_lp), abs=1e-4)
 

@@ -4,6 +4,7 @@ report tables and figure, what an edit reruns, and that no selection depends on 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from demoscope.answers import exact_match
 from demoscope.features import FEATURES
 from demoscope.parquet import write_parquet
-from demoscope.strategies import instances
+from demoscope.strategies import PER_QUERY, instances, kind_of
 
 from conftest import make_workspace, snakemake, tiny_config
 from test_workflow import planned_jobs, write_config
@@ -23,13 +24,14 @@ pytestmark = pytest.mark.slow
 STRATEGY_ROWS = [
     "random", "activation-mean-Lbest-causal-mlp_out-top", "activation-mean-Lbest-causal-mlp_out-bottom",
     "quality_oracle", "similarity", "diversity", "uncertainty-most", "uncertainty-least", "votek",
+    "bm25", "dpp", "mdl", "cone",
 ]
 TEST_QUERIES = {"sst2": 6, "gsm8k": 3}
 
 
 def selection_config(model_dir, data_dir) -> dict:
     """Classification (SST-2) and generation (GSM8K); multiple choice is covered by the unit
-    tests. One seed, one store and no SAE lens keep the run to about 75 jobs."""
+    tests. One seed, one store and no SAE lens keep the run to about 90 jobs."""
     config = tiny_config(model_dir, data_dir)
     config["dumps"] = {"causal": ["mlp_out"]}
     config["sae"]["stores"] = []
@@ -42,10 +44,14 @@ def selection_config(model_dir, data_dir) -> dict:
     config["selection"] = {
         "k": 2,
         "seeds": [0],
-        "strategies": ["random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek"],
+        "strategies": ["random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek",
+                       "bm25", "dpp", "mdl", "cone"],
         "activation": [{"feature": "mean", "layer": "best", "mask": "causal", "site": "mlp_out"}],
         "task_sets": 5,
         "votek": {"neighbours": 3, "rho": 10},
+        "dpp": {"candidates": 5, "scale": 0.1},
+        "mdl": {"candidates": 5, "subsets": 3},
+        "cone": {"candidates": 5},
     }
     return config
 
@@ -69,6 +75,11 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
         assert ((part["ci_low"] <= part["mean_accuracy"]) & (part["mean_accuracy"] <= part["ci_high"])).all()
         assert part.filter(pl.col("strategy") == "random")["n_seeds"].to_list() == [1]
         assert part.filter(pl.col("reference"))["strategy"].to_list() == ["quality_oracle"]
+        # Paired against random on the same queries: a p-value each, and on 6 queries no verdict
+        # but underpowered (77 are the fewest on which 10 points could be detected).
+        compared = part.filter(pl.col("strategy") != "random")
+        assert compared["vs_random_p"].is_between(0, 1).all() and compared["vs_random_padj"].is_not_null().all()
+        assert set(part["verdict"]) == {"underpowered"} and not part["distinguishable"].any()
         for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-")):
             assert (workdir / f"results/figures/strategies/tiny/{task}.{ext}").read_bytes()[: len(magic)] == magic
     for task in tasks:
@@ -79,7 +90,7 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
             evaluated = pl.read_parquet(workdir / f"results/tiny/{task}/evaluation/{name}.parquet")
             assert evaluated["query_id"].to_list() == queries["query_id"].to_list()
             assert (evaluated["shots"] == 2).all()
-            if name == "similarity":
+            if kind_of(name) in PER_QUERY:
                 assert sorted(chosen["query_id"].unique().to_list()) == queries["query_id"].to_list()
             else:
                 assert (chosen["query_id"] == -1).all() and chosen.height == 2
@@ -92,11 +103,25 @@ def test_every_strategy_is_selected_evaluated_and_reported(selection_run):
                 for row in evaluated.iter_rows(named=True):
                     assert row["correct"] == exact_match(row["output"], answers[row["query_id"]])
                     assert row["gold_logprob"] < 0
+            # The sets travel: JSONL lines and lm-evaluation-harness samples, in prompt order.
+            lines = [json.loads(line) for line in
+                     (workdir / f"results/tiny/{task}/sets/{name}.jsonl").read_text().splitlines()]
+            sets = chosen.sort("query_id", "position").group_by("query_id", maintain_order=True).agg("cand_id")
+            assert [line["cand_ids"] for line in lines] == sets["cand_id"].to_list()
+            samples = json.loads((workdir / f"results/tiny/{task}/sets/{name}.lm_eval.json").read_text())
+            if kind_of(name) not in PER_QUERY:
+                assert [doc["record_id"] for doc in samples] == lines[0]["record_ids"]
+        counts = pl.read_parquet(workdir / f"results/tiny/{task}/prompts/contamination.parquet")
+        assert counts["set"].to_list() == ["test", "quality"] and (counts["candidates"] == candidates.height).all()
     spearman = pl.read_csv(workdir / "results/report/task_spearman.csv")
     assert spearman.height == len(tasks) * len(FEATURES) * 3 * 2  # tasks x features x layers x metrics
     assert set(spearman["metric"]) == {"accuracy", "gold_logprob"}
     assert set(zip(spearman["task"], spearman["n"])) <= {("sst2", 5), ("gsm8k", 4)}
     assert set(spearman["lens"]) == {"moments", "massive"}
+    # 5 and 4 sets: exact permutation p-values where rho is defined, never 0, and underpowered
+    defined = spearman.filter(pl.col("rho").is_not_nan())
+    assert defined.height and defined["exact_p"].all() and (defined["pvalue"] >= 2 / 120).all()
+    assert spearman["underpowered"].all()
     for task, n_sets in (("sst2", 5), ("gsm8k", 4)):
         sets = pl.read_parquet(workdir / f"results/tiny/{task}/task_sets.parquet")
         assert sets.height == n_sets and sets["accuracy"].is_between(0, 1).all() and (sets["gold_logprob"] < 0).all()
@@ -155,9 +180,10 @@ def test_shuffled_test_labels_leave_every_selection_unchanged(selection_run, tmp
         selections = sorted((copy / f"results/tiny/{task}/selection").glob("*.parquet"))
         before.update({f"{task}/{k}": v for k, v in file_hashes(selections).items()})
         targets += [str(p.relative_to(copy)) for p in selections]
-    # Only the embeddings (made from query text) and the selectors that read them are out of
-    # date; the others never read anything about the test queries.
-    assert planned_jobs(copy, *targets) == {"embed": 2, "select": 6}
+    # Every select job reads the test queries' label-free columns (the contamination guard),
+    # so every selection is out of date; none may change.
+    n = len(instances(config["selection"]))
+    assert planned_jobs(copy, *targets) == {"embed": 2, "select": 2 * (n - 2), "select_model": 4}
     snakemake(copy, *targets)
     after = {}
     for task in config["tasks"]:

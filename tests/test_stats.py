@@ -114,30 +114,45 @@ def test_partial_is_nan_for_a_covariate_itself_or_a_constant():
 
 
 def rho_rows_table():
-    return pl.DataFrame(
+    table = pl.DataFrame(
         {
-            "model": ["m"] * 4 + ["m"] * 2,
-            "task": ["a"] * 4 + ["b"] * 2,
-            "feature": ["f", "g", "f", "g", "f", "g"],
-            "layer": [0, 0, 1, 1, 0, 0],
-            "rho": [0.2, -0.5, 0.1, float("nan"), 0.3, -0.1],
-            "ci_low": [0.0, -0.7, -0.1, float("nan"), 0.1, -0.3],
-            "ci_high": [0.4, -0.36, 0.3, float("nan"), 0.5, 0.1],
-            "pvalue": [0.04, 0.001, 0.3, float("nan"), 0.02, 0.5],
-            "partial_rho": [0.25, -0.1, 0.05, float("nan"), -0.4, 0.0],
-            "partial_pvalue": [0.03, 0.4, 0.7, float("nan"), 0.01, 0.9],
+            "model": ["m"] * 5 + ["m"] * 2,
+            "task": ["a"] * 5 + ["b"] * 2,
+            "feature": ["f", "g", "f", "g", "n_tokens", "f", "g"],
+            "layer": [0, 0, 1, 1, None, 0, 0],
+            "quality": ["accuracy"] * 7,
+            "mask": ["causal"] * 4 + [None] + ["causal"] * 2,
+            "site": ["mlp_out"] * 4 + [None] + ["mlp_out"] * 2,
+            "lens": ["moments"] * 4 + ["controls"] + ["moments"] * 2,
+            "rho": [0.2, -0.5, 0.1, float("nan"), 0.6, 0.3, -0.1],
+            "n": [40] * 7,
+            "ci_low": [0.0, -0.7, -0.1, float("nan"), 0.4, 0.1, -0.3],
+            "ci_high": [0.4, -0.36, 0.3, float("nan"), 0.8, 0.5, 0.1],
+            "pvalue": [0.04, 0.001, 0.3, float("nan"), 0.0001, 0.02, 0.5],
+            "partial_rho": [0.25, -0.1, 0.05, float("nan"), float("nan"), -0.4, 0.0],
+            "partial_pvalue": [0.03, 0.4, 0.7, float("nan"), float("nan"), 0.01, 0.9],
         }
     ).pipe(with_adjusted).pipe(with_adjusted, "partial_pvalue", "partial_padj")
+    return table.with_columns(pl.lit(True).alias("in_family"), pl.Series("p_fwer", [0.5, 0.01, 0.9, None, 0.001, 0.6, 0.9]),
+                              pl.Series("bounded", [False, False, True, None, False, False, True]))
 
 
-def test_headline_picks_the_largest_abs_rho_and_counts_tests():
-    top = headline(rho_rows_table(), bound=0.33, alpha=0.05)
+def test_headline_picks_the_largest_activation_rho_beside_the_best_control():
+    reliability = pl.DataFrame({"model": ["m", "m"], "task": ["a", "b"], "metric": ["accuracy"] * 2,
+                                "reliability": [0.64, 0.5], "degenerate": [None, None]})
+    nulls = {("m", "a"): np.linspace(0.1, 0.45, 100), ("m", "b"): np.linspace(0.1, 0.45, 100)}
+    top = headline(rho_rows_table(), nulls, reliability, {("m", "a"): 40, ("m", "b"): 40}, bound=0.33, alpha=0.05)
     a = top.filter(pl.col("task") == "a").row(0, named=True)
-    assert (a["rho"], a["feature"], a["layer"]) == (-0.5, "g", 0)
-    assert (a["tests"], a["defined"]) == (4, 3)
-    assert a["above_bound"] and a["ci_beyond_bound"]
-    assert a["significant"] == 1  # padj of 0.001 over 5 tests is 0.005; 0.02 -> 0.05, not below
-    assert (a["partial_rho"], a["partial_feature"]) == (0.25, "f")
+    # The control's 0.6 is not the activations' headline; it stands beside it.
+    assert (a["rho"], a["feature"], a["layer"], a["lens"]) == (-0.5, "g", 0, "moments")
+    assert (a["best_control"], a["best_control_rho"]) == ("n_tokens", 0.6)
+    assert (a["tests"], a["defined"]) == (5, 4)
+    assert a["p_max"] == pytest.approx(1 / 101) and a["verdict"] == "signal"
+    assert a["null_max_q95"] == pytest.approx(np.quantile(np.linspace(0.1, 0.45, 100), 0.95))
+    assert a["share_bounded"] == pytest.approx(1 / 3)
+    assert a["noise_ceiling"] == pytest.approx(0.8) and a["rho_disattenuated"] == pytest.approx(-0.5 / 0.8)
+    assert a["partial_rho"] == 0.25 and a["partial_feature"] == "f"
     b = top.filter(pl.col("task") == "b").row(0, named=True)
-    assert (b["rho"], b["above_bound"], b["ci_beyond_bound"]) == (0.3, False, False)
-    assert (b["partial_rho"], b["partial_padj"]) == (-0.4, pytest.approx(0.05))
+    # 0.3 is below most of the chance maxima: no signal, and at n = 40 the run could not have seen 0.33.
+    assert b["rho"] == 0.3 and b["p_max"] > 0.05 and b["detectable_rho"] > 0.33 and b["verdict"] == "underpowered"
+    assert b["best_control"] is None and b["share_bounded"] == 0.5

@@ -15,14 +15,15 @@ from scipy import stats
 
 import browser
 from demoscope import models
+from demoscope.degenerate import usable_metrics
 from demoscope.features import FEATURES
-from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
+from demoscope.lenses import CONTROL_FEATURES, SAE_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
-FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_massive",
-                "plot_sae_lens"}
+FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "reliability", "massive", "sae_lens"]
+FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_reliability",
+                "plot_massive", "plot_sae_lens"}
 
 pytestmark = pytest.mark.slow
 
@@ -36,62 +37,83 @@ def planned_jobs(workdir, *targets: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m.group(1) != "total"}
 
 
+def usable(workdir, model, task, metrics) -> list[str]:
+    quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
+    return usable_metrics(quality, metrics)
+
+
 def check_report(workdir, config) -> pl.DataFrame:
-    table = pl.read_csv(workdir / "results" / "report" / "spearman.csv")
+    table = pl.read_csv(workdir / "results" / "report" / "spearman.csv", schema_overrides={"layer": pl.Int64})
     n_layers = config["_layers"]
     n_dumps = sum(len(sites) for sites in config["dumps"].values())
-    n_metrics = len(config["report"]["quality_metrics"])
-    expected = len(config["models"]) * len(config["tasks"]) * n_dumps * len(FEATURES) * n_layers * n_metrics
+    metrics = config["report"]["quality_metrics"]
     sae = config["sae"]
     sae_tasks = sae.get("tasks") or list(config["tasks"])
-    expected += (len(config["models"]) * len(sae_tasks) * len(sae["stores"])
-                 * len(SAE_FEATURES) * len(sae["layers"]) * n_metrics)
-    # The task-vector lens: its own (prompt, resid) rows on its tasks (config.yaml: sst2).
-    tv_tasks = [t for t in config["task_vector"]["tasks"] if t in config["tasks"]]
-    expected += len(config["models"]) * len(tv_tasks) * len(TASK_VECTOR_FEATURES) * n_layers * n_metrics
-    # The attention lens: every layer under `probe`, the best head's layer under `best_head`.
-    attn_tasks = [t for t in config["attention"]["tasks"] if t in config["tasks"]]
-    per_task = len(ATTENTION_FEATURES["probe"]) * n_layers + len(ATTENTION_FEATURES["best_head"])
-    expected += len(config["models"]) * len(attn_tasks) * per_task * n_metrics
+    expected = 0
+    for model in config["models"]:
+        for task in config["tasks"]:
+            # Degenerate quality metrics are reported, never correlated.
+            n_metrics = len(usable(workdir, model, task, metrics))
+            controls = pl.read_parquet(workdir / f"results/{model}/{task}/controls.parquet")
+            n_controls = len(set(controls.columns) & set(CONTROL_FEATURES))
+            expected += n_metrics * (n_dumps * len(FEATURES) * n_layers + n_controls)
+            expected += n_metrics * len(SAE_FEATURES) * len(sae["layers"]) * len(sae["stores"]) * (task in sae_tasks)
+            # Every quality definition keeps its candidate x query outcomes.
+            by_query = pl.read_parquet(workdir / f"results/{model}/{task}/quality_by_query.parquet")
+            assert by_query.height == controls.height * config["tasks"][task]["sizes"]["quality_queries"]
     assert table.height == expected
+    assert "n_tokens" not in set(table.filter(pl.col("lens") != "controls")["feature"])
     assert set(table.filter(pl.col("lens") == "sae")["layer"]) == set(sae["layers"])
     assert set(table.filter(pl.col("lens") == "sae")["task"]) == set(sae_tasks)
-    assert set(table["lens"]) == {"moments", "massive", "sae"} | ({"task_vector"} if tv_tasks else set()) | (
-        {"attention"} if attn_tasks else set()
-    )
-    assert set(zip(table["mask"], table["site"])) == {(m, s) for m, sites in config["dumps"].items() for s in sites} | (
-        {("prompt", "resid")} if tv_tasks else set()
-    ) | ({("probe", "attn"), ("best_head", "attn")} if attn_tasks else set())
+    assert set(table["lens"]) == {"moments", "massive", "sae", "controls"}
+    assert table.filter(pl.col("lens") == "controls")["layer"].is_null().all()
+    stores = set(zip(table["mask"], table["site"])) - {(None, None)}
+    assert stores == {(m, s) for m, sites in config["dumps"].items() for s in sites}
     assert set(table["task"]) == set(config["tasks"])
     # rho is finite exactly where both sides vary, NaN elsewhere: never a silent 0 for a constant side.
     for (model, task, mask, site, lens), part in table.group_by(["model", "task", "mask", "site", "lens"]):
-        folder = {"sae": "sae_features", "task_vector": "tv_features", "attention": "attn_features"}.get(lens, "features")
-        features = pl.read_parquet(workdir / f"results/{model}/{task}/{folder}/{mask}/{site}.parquet")
+        folder = {"sae": "sae_features", "controls": None}.get(lens, "features")
+        path = f"results/{model}/{task}/controls.parquet" if folder is None else f"results/{model}/{task}/{folder}/{mask}/{site}.parquet"
+        features = pl.read_parquet(workdir / path)
         quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet")
         for row in part.iter_rows(named=True):
-            x = features.filter(pl.col("layer") == row["layer"])[row["feature"]].to_numpy()
+            chosen = features if folder is None else features.filter(pl.col("layer") == row["layer"])
+            x = chosen.join(quality, on="cand_id")[row["feature"]].to_numpy()
             y = quality[row["quality"]].to_numpy()
             varies = np.nanmax(x) > np.nanmin(x) and y.max() > y.min()
             assert np.isfinite(row["rho"]) == varies, row
-    # Intervals exist exactly where rho does; BH is taken over the whole run as one family.
+    # Intervals exist exactly where rho does; BH is taken over the run's family tests as one family.
     assert (table["ci_low"].is_nan() == table["rho"].is_nan()).all()
     defined = table.filter(pl.col("ci_low").is_not_nan())
     assert (defined["ci_low"] <= defined["ci_high"]).all()
-    tested = table.filter(pl.col("pvalue").is_not_nan())
+    assert table["in_family"].all() == ("packed" not in config["dumps"])
+    tested = table.filter(pl.col("pvalue").is_not_nan() & pl.col("in_family"))
     assert tested["padj"].to_numpy() == pytest.approx(stats.false_discovery_control(tested["pvalue"].to_numpy()))
+    # The family-wise p-value is never below the nominal one's order: a maximum of many tests.
+    assert (tested["p_fwer"] >= tested["pvalue"].clip(upper_bound=1) - 1e-12).mean() > 0.9
     for task, entry in config["tasks"].items():
         controls = "n_tokens,label" if entry["kind"] == "classification" else "n_tokens"
         assert set(table.filter(pl.col("task") == task)["controls"]) == {controls}
     headline = pl.read_csv(workdir / "results" / "report" / "headline.csv")
     assert headline.height == len(config["models"]) * len(config["tasks"])
+    for column in ("verdict", "p_max", "null_max_q95", "reliability", "noise_ceiling", "detectable_rho",
+                   "share_bounded", "best_control"):
+        assert column in headline.columns
+    verdicts = {"signal", "no signal detected", "underpowered", "degenerate quality",
+                f"bounded below the study's {config['report']['bound']}"}
     for row in headline.iter_rows(named=True):
-        part = table.filter((pl.col("model") == row["model"]) & (pl.col("task") == row["task"]))
-        assert row["max_abs_rho"] == pytest.approx(part["rho"].abs().max())
+        assert row["verdict"] in verdicts
+        part = table.filter((pl.col("model") == row["model"]) & (pl.col("task") == row["task"]) & pl.col("in_family"))
+        activations = part.filter(pl.col("lens") != "controls")
+        assert row["max_abs_rho"] == pytest.approx(activations["rho"].abs().max())
         assert row["tests"] == part.height and row["significant"] == (part["padj"] < 0.05).sum()
+        assert 0 < row["p_max"] <= 1 and 0 <= row["null_max_q95"] <= 1
+        reliability = pl.read_parquet(workdir / f"results/{row['model']}/{row['task']}/reliability.parquet")
+        assert row["reliability"] == pytest.approx(reliability.filter(pl.col("metric") == row["quality"])["reliability"][0])
     summary = (workdir / "results" / "report" / "summary.md").read_text()
-    for heading in ("Largest |rho| per model and task", "Largest |partial rho| per model and task",
+    for heading in ("Verdict per model and task", "Reliability of quality", "Largest |partial rho| per model and task",
                     "NaN correlations", "Quality by demonstration label", "Largest |rho| per lens", "SAE quality",
-                    "Skipped records"):
+                    "Skipped records", "Consistency checks"):
         assert heading in summary
     assert "<table>" in (workdir / "results" / "report" / "summary.html").read_text()
     written = yaml.safe_load((workdir / "results" / "report" / "config.yaml").read_text())
@@ -123,6 +145,52 @@ def test_tiny_llama_end_to_end(llama_run):
     for mask, sites in config["dumps"].items():
         for site in sites:
             assert f"| {mask} | {site} |" in summary
+
+
+def family_columns(workdir, config, model, task) -> np.ndarray:
+    """Every feature column of a task's family (stores, SAE lens, controls), candidates in cand_id order."""
+    base = workdir / f"results/{model}/{task}"
+    tables = [(base / f"features/{m}/{s}.parquet", FEATURES) for m, sites in config["dumps"].items() for s in sites]
+    sae_tasks = config["sae"].get("tasks") or list(config["tasks"])
+    if task in sae_tasks:
+        tables += [(base / f"sae_features/{m}/{s}.parquet", SAE_FEATURES) for m, s in config["sae"]["stores"]]
+    columns = []
+    for path, names in tables:
+        features = pl.read_parquet(path).sort("cand_id", "layer")
+        for _, layer in features.group_by("layer", maintain_order=True):
+            columns += [layer[name].to_numpy() for name in names]
+    controls = pl.read_parquet(base / "controls.parquet").sort("cand_id")
+    columns += [controls[name].to_numpy() for name in CONTROL_FEATURES if name in controls.columns]
+    return np.column_stack(columns).astype(float)
+
+
+def test_p_max_agrees_with_an_independent_scipy_recomputation(llama_run):
+    """The headline's family-wise p-value, recomputed from the feature tables and quality with
+    scipy's spearmanr over permutations of our own: equal within Monte Carlo error."""
+    workdir, config = llama_run
+    headline = pl.read_csv(workdir / "results" / "report" / "headline.csv")
+    model, task = "tiny", "sst2"
+    row = headline.filter(pl.col("task") == task).row(0, named=True)
+    quality = pl.read_parquet(workdir / f"results/{model}/{task}/quality.parquet").sort("cand_id")
+    y = quality.select(usable(workdir, model, task, config["report"]["quality_metrics"])).to_numpy()
+    x = family_columns(workdir, config, model, task)
+    x = x[:, np.nanmax(x, axis=0) > np.nanmin(x, axis=0)]  # constant columns give no rho
+    rng = np.random.default_rng(12345)
+    draws = 400
+
+    def largest(y_perm):
+        full = np.isfinite(x).all(axis=0)
+        rho = stats.spearmanr(np.column_stack([x[:, full], y_perm])).statistic[: full.sum(), full.sum():]
+        best = np.nanmax(np.abs(rho))
+        for column in np.flatnonzero(~full):
+            for metric in y_perm.T:
+                best = max(best, abs(stats.spearmanr(x[:, column], metric, nan_policy="omit").statistic))
+        return best
+
+    null = np.array([largest(y[rng.permutation(len(y))]) for _ in range(draws)])
+    p = (1 + (null >= row["max_abs_rho"] - 1e-12).sum()) / (1 + draws)
+    error = np.sqrt(p * (1 - p) * (1 / draws + 1 / config["report"]["permutations"]))
+    assert row["p_max"] == pytest.approx(p, abs=4 * error + 0.01)
 
 
 def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
@@ -185,7 +253,9 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
     moments = workdir / "workflow" / "demoscope" / "moments.py"
     jobs = planned_after_edit(workdir, moments, '"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),')
     # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
-    assert set(jobs) == {"compute_features", "correlate", "report", "all"} | FIGURE_RULES - {"plot_quality"}
+    # The correlation scripts import the feature names (features.py, which imports moments.py).
+    assert set(jobs) == ({"compute_features", "correlate", "correlate_sae", "correlate_controls", "report", "all"}
+                         | FIGURE_RULES - {"plot_quality", "plot_reliability"})
     n_stores = sum(len(sites) for sites in config["dumps"].values()) * len(config["tasks"])
     assert jobs["compute_features"] == n_stores and jobs["correlate"] == n_stores
     assert planned_jobs(workdir) == {}  # restoring the code restores the cache
@@ -283,8 +353,14 @@ def test_a_layer_outside_the_model_stops_with_the_key_named(tmp_path, tiny_llama
     workdir = make_workspace(tmp_path, config)
     done = snakemake(workdir, "results/tiny/sst2/sae/pool/causal/mlp_out.zarr", check=False)
     assert done.returncode != 0
-    log = (workdir / "results/logs/dump_sae_pool/tiny/sst2/mlp_out.log").read_text()
-    assert "sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)" in log
+    # build_prompts, the first job that reads the prepared model, stops before any dump, and
+    # the console shows the cause on one line.
+    cause = "demoscope error: ValueError: sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)"
+    assert cause in done.stderr
+    log = (workdir / "results/logs/build_prompts/tiny/sst2.log").read_text()
+    assert log.splitlines()[-1] == cause
+    assert (workdir / "resources/models/tiny/config.json").exists()
+    assert not (workdir / "results/logs/dump_sae_pool").exists()
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):
@@ -389,4 +465,5 @@ def test_data_dir_without_the_task_folder_stops_planning(tmp_path, tiny_llama):
     workdir = make_workspace(tmp_path / "ws", tiny_config(tiny_llama, tmp_path / "empty"))
     done = snakemake(workdir, "-n", check=False)
     assert done.returncode != 0
-    assert f"task 'sst2' reads its local source, but no train/dev/test .jsonl files are in {tmp_path / 'empty' / 'sst2'}" in done.stdout + done.stderr
+    folder = tmp_path / "empty" / "sst2"
+    assert f"tasks.sst2.local: the train split's file {folder}/train.<jsonl|json|csv|tsv|parquet|txt> does not exist" in done.stdout + done.stderr

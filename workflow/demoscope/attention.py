@@ -2,8 +2,9 @@
 
 Kato et al. (2025) found that the attention of an "induction" head from the query's last token
 to the demonstrations' label tokens tracks in-context accuracy. Per candidate i, demoscope runs
-its 1-shot prompt with each of the lens's own probe queries (train records that are neither
-candidates nor quality queries, so the lens never reads a quality query's answer):
+its 1-shot prompt with each of the task's probe queries (`prompts/probe_queries.parquet`, the
+query mask's: never a candidate, quality or test query, so the lens never reads a quality query's
+answer):
 
     instruction + separator + demonstration_i + separator + probe query
 
@@ -17,8 +18,8 @@ without). At every layer and head it reads the attention weights from the prompt
 
 then averages over the heads of the layer and over the probes: one row per candidate x layer.
 
-**Best head.** On a calibration set of train records that are neither candidates, quality
-queries nor probes, every pair (calibration demonstration, calibration query) with the same
+**Best head.** On a calibration set of train records that are neither candidates nor (by
+content) quality or probe queries, every pair (calibration demonstration, calibration query) with the same
 label (any pair for tasks without labels) is run the same way; the head with the largest mean
 attention from the query's last token to the demonstration's answer tokens (then: the correct
 label's tokens) is the task's best head, ties to the lower (layer, head). No candidate enters
@@ -44,8 +45,9 @@ from .templates import Template
 from .tokens import encode_text, length_batches, pad_batch
 
 # Candidates use `seed`, quality queries seed+1, test queries seed+2, the SAE pool seed+3,
-# CondAcc seed+4, the task-vector pool seed+5.
-PROBE_SEED_OFFSET, CALIBRATION_SEED_OFFSET = 6, 7
+# CondAcc seed+4, the task-vector pool seed+5, the calibration records seed+7 and seed+8 (seed+6
+# drew the lens's own probe queries before build_prompts wrote probe queries of its own).
+CALIBRATION_SEED_OFFSET = 7
 
 
 def draw_records(train: list[Record], exclude: set[str], n: int, seed: int, offset: int, what: str,

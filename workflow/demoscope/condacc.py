@@ -11,8 +11,8 @@ candidates, the last group of a round is completed with candidates drawn from th
 round (so those few appear in one more prompt). Every candidate is thus in `sets` (or
 `sets + 1`) prompts, and all prompts together cost about `sets * n / k` prompts x queries. Each
 prompt is `instruction + separator`, its demonstrations joined by the separator, then
-`separator + query`, scored exactly like the selection stage's k-shot prompts
-(`evaluation.prefix_text`) and, with k = 1, exactly like the one-shot quality prompt.
+`separator + query`, built and scored by the one prompt builder (`quality.encode_prompts`) like
+the selection stage's k-shot prompts and, with k = 1, exactly like the one-shot quality prompt.
 
 Per prompt and quality query the outcomes are kept (`correct`, `correct_norm`, `gold_logprob`,
 `gold_logprob_norm`); a candidate's `accuracy` is the mean over its prompts of the prompt's
@@ -25,10 +25,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .evaluation import prefix_text
-from .quality import QUALITY_METRICS, encode_queries, option_lengths
+from .quality import by_query_table, encode_prompts, generation_outcomes, option_lengths, outcomes
+from .quality_metrics import OUTCOME_OF, QUALITY_METRICS
 from .scoring import score_options
-from .tokens import encode_text
 
 # Candidates use `seed`, quality queries seed+1, test queries seed+2, the SAE pool seed+3.
 CONDACC_SEED_OFFSET = 4
@@ -52,18 +51,24 @@ def draw_prompts(cand_ids: list[int], k: int, sets: int, seed: int) -> list[list
     return prompts
 
 
-def condacc_table(candidates: pl.DataFrame, prompts: list[list[int]], per_prompt: dict[str, np.ndarray],
-                  n_queries: int) -> pl.DataFrame:
-    """Per candidate: each metric's mean over the prompts that contain it (`per_prompt[m]` is one
-    value per prompt), the one-shot table's columns plus `n_prompts`."""
+def membership(candidates: pl.DataFrame, prompts: list[list[int]]) -> np.ndarray:
+    """(prompts x candidates): how often each candidate is in each prompt; every candidate in one."""
     index = {c: i for i, c in enumerate(candidates["cand_id"].to_list())}
     members = np.zeros((len(prompts), len(index)))
     for p, ids in enumerate(prompts):
         for c in ids:
             members[p, index[c]] += 1  # a candidate twice in one prompt counts twice (never drawn so)
-    counts = members.sum(axis=0)
-    if (counts == 0).any():
+    if (members.sum(axis=0) == 0).any():
         raise ValueError("CondAcc: some candidates are in no prompt")
+    return members
+
+
+def condacc_table(candidates: pl.DataFrame, prompts: list[list[int]], per_prompt: dict[str, np.ndarray],
+                  n_queries: int) -> pl.DataFrame:
+    """Per candidate: each metric's mean over the prompts that contain it (`per_prompt[m]` is one
+    value per prompt), the one-shot table's columns plus `n_prompts`."""
+    members = membership(candidates, prompts)
+    counts = members.sum(axis=0)
     return pl.DataFrame(
         {
             "cand_id": candidates["cand_id"],
@@ -75,49 +80,44 @@ def condacc_table(candidates: pl.DataFrame, prompts: list[list[int]], per_prompt
     )
 
 
+def candidate_outcomes(candidates: pl.DataFrame, prompts: list[list[int]],
+                       outcomes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """(candidates x queries) per outcome: its mean over the prompts that contain the candidate.
+    Every prompt is scored on every query, so a candidate's CondAcc metric is the mean of its row:
+    split halves of the queries measure CondAcc's reliability as they do the one-shot score's
+    (over the queries, with the prompts held fixed)."""
+    members = membership(candidates, prompts)
+    counts = members.sum(axis=0)[:, None]
+    return {name: members.T @ values / counts for name, values in outcomes.items()}
+
+
 def prompt_outcomes(
     model, tokenizer, template, candidates: pl.DataFrame, queries: pl.DataFrame, prompts: list[list[int]],
     device: str, batch_tokens: int, kind: str = "classification", generation: dict | None = None,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Per (prompt, query): correct, correct_norm, gold_logprob, gold_logprob_norm (prompts x queries)."""
+    """Per (prompt, query): correct, correct_norm, gold_logprob, gold_logprob_norm (prompts x queries),
+    through the one prompt builder the one-shot quality uses (`quality.encode_prompts`)."""
     text = dict(zip(candidates["cand_id"].to_list(), candidates["demonstration"].to_list()))
-    prefixes = [encode_text(tokenizer, prefix_text(template, [text[c] for c in ids]), first=True) for ids in prompts]
+    demo_sets = [[text[c] for c in ids] for ids in prompts]
     if kind == "generation":
-        from .evaluation import score_pairs
-
-        got = score_pairs(model, tokenizer, template, candidates, queries, prompts, None, device, batch_tokens,
-                          generation)
-        lengths = np.array([len(encode_text(tokenizer, template.answer_prefix + a, first=False))
-                            for a in queries["answer"]], dtype=float)
-        correct = got["correct"].astype(float)
-        return {"correct": correct, "correct_norm": correct, "gold_logprob": got["gold_logprob"],
-                "gold_logprob_norm": got["gold_logprob"] / lengths[None]}
-    q_ids, o_ids = encode_queries(tokenizer, template, queries)
+        return generation_outcomes(model, tokenizer, template, demo_sets, queries, device, batch_tokens,
+                                   generation["max_new_tokens"], generation["stop"], progress,
+                                   generation.get("min_new_tokens", 0))
+    prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, queries)
     lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
-    lengths = option_lengths(o_ids, lp.shape[-1])
-    gold = queries["gold_index"].to_numpy()
-    normed = lp / lengths[None]
-    q = np.arange(len(gold))
-    return {
-        "correct": (np.where(np.isnan(lp), -np.inf, lp).argmax(-1) == gold[None]).astype(float),
-        "correct_norm": (np.where(np.isnan(normed), -np.inf, normed).argmax(-1) == gold[None]).astype(float),
-        "gold_logprob": lp[:, q, gold],
-        "gold_logprob_norm": normed[:, q, gold],
-    }
-
-
-OUTCOME_OF = {"accuracy": "correct", "accuracy_norm": "correct_norm", "gold_logprob": "gold_logprob",
-              "gold_logprob_norm": "gold_logprob_norm"}
+    return outcomes(lp, option_lengths(o_ids, lp.shape[-1]), queries["gold_index"].to_numpy())
 
 
 def score_condacc(
     model, tokenizer, template, candidates: pl.DataFrame, queries: pl.DataFrame, k: int, sets: int, seed: int,
     device: str, batch_tokens: int, kind: str = "classification", generation: dict | None = None,
     progress: bool = True,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(quality, outcomes): the per-candidate CondAcc table, and one row per prompt and query
-    with the prompt's demonstrations (`cand_ids`, in order) and the outcomes."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(quality, outcomes, by_query): the per-candidate CondAcc table; one row per prompt and
+    query with the prompt's demonstrations (`cand_ids`, in order) and the outcomes; and one row
+    per candidate and query with the outcomes averaged over the candidate's prompts
+    (`quality.by_query_table`'s columns, which reliability reads)."""
     prompts = draw_prompts(candidates["cand_id"].to_list(), k, sets, seed)
     outcomes = prompt_outcomes(model, tokenizer, template, candidates, queries, prompts, device, batch_tokens, kind,
                                generation, progress)
@@ -133,4 +133,5 @@ def score_condacc(
             **{name: values.ravel() for name, values in outcomes.items()},
         }
     )
-    return quality, rows
+    by_query = by_query_table(candidates, queries, candidate_outcomes(candidates, prompts, outcomes))
+    return quality, rows, by_query

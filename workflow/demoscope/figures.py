@@ -12,6 +12,13 @@ import polars as pl  # noqa: E402
 
 # Columns `strategy_accuracy_bars` needs of the strategies table (results/report/strategies.csv).
 STRATEGY_COLUMNS = ("model", "task", "strategy", "mean_accuracy", "ci_low", "ci_high")
+# Marks of the paired comparison with random (`paired` verdicts), above each compared bar.
+DISTINGUISHABLE = "distinguishable from random"
+VERDICT_MARKS = {DISTINGUISHABLE: "*", "not distinguishable": "ns", "underpowered": "?"}
+VERDICT_KEY = (
+    "dashed: random's mean\n* distinguishable from random (paired by test query,\n   BH-adjusted p < alpha)\n"
+    "ns not distinguishable (10 points was detectable)\n? underpowered (10 points was not)"
+)
 NO_LABEL = "no label"  # how a generation task's demonstrations, which carry no label, are grouped
 
 
@@ -45,9 +52,19 @@ def _grid(n_panels: int, width: float, height: float, **options):
     return fig, axes
 
 
-def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None:
-    """|rho| as layers x features, one panel per (mask, site), three panels to a row."""
-    data = spearman.filter(pl.col("quality") == quality)
+def _layered(spearman: pl.DataFrame, quality: str) -> pl.DataFrame:
+    """The rows of one quality metric that have a layer (the controls lens has none)."""
+    return spearman.filter((pl.col("quality") == quality) & pl.col("layer").is_not_null())
+
+
+def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths, null_q95: float = float("nan")) -> None:
+    """|rho| as layers x features, one panel per (mask, site), three panels to a row. Cells at or
+    above the family's chance maximum (the null's 95th percentile, `null_q95`) are outlined, and
+    the colour bar marks that level."""
+    data = _layered(spearman, quality)
+    if data.is_empty():
+        message(f"No correlation with {quality} (a degenerate metric is not correlated).", title, paths)
+        return
     panels = _panels(data)
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = sorted(data["layer"].unique().to_list())
@@ -58,19 +75,32 @@ def rho_heatmap(spearman: pl.DataFrame, quality: str, title: str, paths) -> None
         for feature, layer, rho in part.select("feature", "layer", "rho").iter_rows():
             grid[layers.index(layer), features.index(feature)] = abs(rho)
         image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
+        if np.isfinite(null_q95):
+            for row, column in zip(*np.nonzero(np.nan_to_num(grid) >= null_q95)):
+                ax.add_patch(plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.2))
         ax.set_xticks(range(len(features)), features, rotation=90, fontsize=7)
         ax.set_yticks(range(len(layers)), layers, fontsize=6)
         ax.set_ylabel("layer")
         ax.set_title(f"{mask} / {site}", fontsize=9)
-    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"|Spearman rho| with {quality}", shrink=0.6)
-    fig.suptitle(title, fontsize=10)
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), label=f"|Spearman rho| with {quality}", shrink=0.6)
+    chance = ""
+    if np.isfinite(null_q95):
+        bar.ax.axhline(null_q95, color="red", lw=2)
+        chance = f"  (red: chance maximum of the family, null 95th percentile {null_q95:.2f})"
+    fig.suptitle(title + chance, fontsize=10)
     save(fig, paths)
 
 
-def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: float, title: str, paths) -> None:
+def rho_by_layer(
+    spearman: pl.DataFrame, quality: str, bound: float, alpha: float, title: str, paths, null_q95: float = float("nan")
+) -> None:
     """|rho| against layer depth, one line per feature, one panel per (mask, site); the study's
-    bound as a dashed line, tests with BH-adjusted p < alpha as filled markers."""
-    data = spearman.filter(pl.col("quality") == quality).sort("layer")
+    bound as a dashed line, the family's chance maximum (the permutation null's 95th percentile
+    of the largest |rho|) as a red band from 0 to it, tests with family-wise p < alpha as dots."""
+    data = _layered(spearman, quality).sort("layer")
+    if data.is_empty():
+        message(f"No correlation with {quality} (a degenerate metric is not correlated).", title, paths)
+        return
     panels = _panels(data)
     features = list(dict.fromkeys(data["feature"].to_list()))
     layers = data["layer"].to_list()
@@ -82,9 +112,12 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
             line = part.filter(pl.col("feature") == feature)
             layer, rho = line["layer"].to_numpy(), np.abs(line["rho"].to_numpy())
             ax.plot(layer, rho, color=colour, lw=1, label=feature)
-            hit = line["padj"].to_numpy() < alpha
+            hit = np.nan_to_num(line["p_fwer"].to_numpy(), nan=1.0) < alpha
             ax.plot(layer[hit], rho[hit], "o", color=colour, ms=3)
-        ax.axhline(bound, color="k", ls="--", lw=0.8)
+        ax.axhline(bound, color="k", ls="--", lw=0.8, label=f"study bound {bound}")
+        if np.isfinite(null_q95):
+            ax.axhspan(0, null_q95, color="red", alpha=0.12, lw=0, label="chance (null 95% of max)")
+            ax.axhline(null_q95, color="red", lw=1)
         if not part["rho"].is_finite().any():
             ax.text(0.5, 0.6, "every rho is NaN", ha="center", transform=ax.transAxes)
         ax.set_title(f"{mask} / {site}", fontsize=9)
@@ -95,7 +128,8 @@ def rho_by_layer(spearman: pl.DataFrame, quality: str, bound: float, alpha: floa
         ax.set_ylim(0, 1)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, title="feature")
-    fig.suptitle(f"{title}  (dashed: bound {bound}; dots: BH-adjusted p < {alpha})", fontsize=10)
+    chance = f"; red: chance max {null_q95:.2f}" if np.isfinite(null_q95) else ""
+    fig.suptitle(f"{title}  (dashed: bound {bound}{chance}; dots: family-wise p < {alpha})", fontsize=10)
     fig.tight_layout()
     save(fig, paths)
 
@@ -110,7 +144,7 @@ def sae_lens(spearman: pl.DataFrame, quality: str, bound: float, title: str, pat
     """|rho| by layer of each SAE feature against the best moment and the best massive-activation
     feature of the same store at each layer, one panel per store the SAE lens read: does the SAE
     see what the raw lenses miss?"""
-    data = spearman.filter(pl.col("quality") == quality)
+    data = _layered(spearman, quality)
     panels = data.filter(pl.col("lens") == "sae").select("mask", "site").unique().sort("mask", "site").rows()
     if not panels:
         message("The SAE lens is off (sae.stores is empty) or has no SAE layer.", title, paths)
@@ -161,7 +195,8 @@ def strongest_scatter(x: np.ndarray, y: np.ndarray, labels, row: dict, title: st
     ax.legend(title="demo label", fontsize=7)
     ax.set_title(
         f"{title}\nrho = {row['rho']:.3f}  95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}]  "
-        f"BH p = {row['padj']:.2g}  n = {len(x)}",
+        f"n = {len(x)}\nfamily-wise p = {row['p_max']:.3g} over {row['tests']} tests (chance max "
+        f"{row['null_max_q95']:.2f}): {row['verdict']}",
         fontsize=9,
     )
     save(fig, paths)
@@ -215,7 +250,9 @@ def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
     """Mean test accuracy of each selection strategy with its interval, one panel per model x
     task. `table` has `STRATEGY_COLUMNS` (the strategies table of the selection stage); where it
     has `reference`, reference rows (the quality oracle) are drawn hatched and grey and labelled
-    as references."""
+    as references; where it has `verdict` (the paired comparison with random), random's mean is
+    a dashed line and each compared bar carries its verdict's mark (`VERDICT_MARKS`), the
+    distinguishable ones drawn in a darker colour."""
     missing = set(STRATEGY_COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"strategy table lacks columns {sorted(missing)}")
@@ -230,16 +267,57 @@ def strategy_accuracy_bars(table: pl.DataFrame, title: str, paths) -> None:
         error = np.clip(np.vstack([mean - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - mean]), 0, None)
         reference = part["reference"].to_numpy() if "reference" in part.columns else np.zeros(len(part), bool)
         names = [f"{name} (reference)" if ref else name for name, ref in zip(part["strategy"], reference)]
-        bars = ax.bar(range(len(part)), mean, yerr=error, capsize=3, color="tab:blue", alpha=0.8)
+        verdicts = part["verdict"].to_list() if "verdict" in part.columns else [None] * len(part)
+        colours = ["tab:orange" if v == DISTINGUISHABLE else "tab:blue" for v in verdicts]
+        bars = ax.bar(range(len(part)), mean, yerr=error, capsize=3, color=colours, alpha=0.8)
         for bar, ref in zip(bars, reference):
             if ref:
                 bar.set_color("0.6")
                 bar.set_hatch("//")
+        if "verdict" in part.columns:
+            random = part.filter(pl.col("strategy") == "random")["mean_accuracy"]
+            if len(random):
+                ax.axhline(random[0], color="0.3", linestyle="--", linewidth=0.8)
+            for x, (top, v) in enumerate(zip(part["ci_high"].to_numpy(), verdicts)):
+                if v in VERDICT_MARKS:
+                    ax.text(x, min(top, 1.0) + 0.02, VERDICT_MARKS[v], ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(part)), names, rotation=45, ha="right", fontsize=7)
         if len(panels) > 1:  # one panel: the title already names its model and task
             ax.set_title(f"{model} / {task}", fontsize=9)
         ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.1 if "verdict" in part.columns else 1)  # room for the marks above a full bar
+    if "verdict" in table.columns:
+        fig.text(0.01, 0.0, VERDICT_KEY, fontsize=7, ha="left", va="top")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    save(fig, paths)
+
+
+def reliability_by_queries(summary: pl.DataFrame, curve: pl.DataFrame, title: str, paths, target: float = 0.7) -> None:
+    """Split-half reliability of each quality metric against the number of quality queries:
+    measured (subsamples of the queries scored, with the 2.5-97.5% spread of the splits) and
+    projected past them by the Spearman-Brown formula from the full estimate (dashed). A dotted
+    line marks `target`: how many queries a metric needs to reach it."""
+    fig, ax = plt.subplots(figsize=(5.8, 4.0))
+    colours = plt.get_cmap("tab10")
+    for i, metric in enumerate(summary["metric"].to_list()):
+        line = curve.filter(pl.col("metric") == metric).sort("queries")
+        if line.is_empty():
+            continue
+        queries = line["queries"].to_numpy()
+        ax.plot(queries, line["reliability"], "o-", color=colours(i), ms=4, lw=1.2, label=metric)
+        ax.fill_between(queries, line["reliability_low"], line["reliability_high"], color=colours(i), alpha=0.15, lw=0)
+        full = summary.filter(pl.col("metric") == metric).row(0, named=True)
+        if np.isfinite(full["reliability"]) and full["reliability"] > 0:
+            ahead = full["queries"] * np.array([1, 2, 4, 8, 16])
+            r = full["reliability"]
+            factor = ahead / full["queries"]
+            ax.plot(ahead, factor * r / (1 + (factor - 1) * r), "--", color=colours(i), lw=1)
+    ax.axhline(target, color="k", ls=":", lw=0.8, label=f"reliability {target}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("quality queries per candidate")
+    ax.set_ylabel("split-half reliability (Spearman-Brown)")
+    ax.set_ylim(min(0.0, float(np.nanmin(curve["reliability_low"].to_numpy())) if curve.height else 0.0), 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{title}\nsolid: measured; dashed: projected", fontsize=9)
     save(fig, paths)

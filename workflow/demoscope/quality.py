@@ -16,38 +16,46 @@ import polars as pl
 
 from .answers import exact_match, extract_number, gold_number
 from .generation import generate
+from .quality_metrics import OUTCOME_OF, QUALITY_METRICS
+from .promptbuilder import encode_for_scoring
 from .scoring import score_options
 from .templates import Template
-from .tokens import encode_text
-
-QUALITY_METRICS = ("accuracy", "gold_logprob", "accuracy_norm", "gold_logprob_norm")
 
 
-def encode_queries(tokenizer, template: Template, queries: pl.DataFrame) -> tuple[list, list]:
-    """Token ids of separator+query and of each answer_prefix+option, per query."""
-    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
-    o_ids = [
-        [encode_text(tokenizer, template.answer_prefix + o, first=False) for o in opts]
-        for opts in queries["options"].to_list()
-    ]
-    for q, opts in enumerate(o_ids):
-        if any(len(o) == 0 for o in opts):
-            raise ValueError(f"quality query {q}: an option encodes to no tokens")
-    return q_ids, o_ids
+
+def encode_prompts(tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame,
+                   answers: bool = False) -> tuple[list, list, list]:
+    """Prefix ids per set of demonstrations, separator+query ids per query, and each query's
+    answer_prefix+option ids (with `answers`, the gold answer as the only option), cut from
+    each prompt's single tokenisation by the prompt builder."""
+    options = [[a] for a in queries["answer"].to_list()] if answers else queries["options"].to_list()
+    return encode_for_scoring(tokenizer, template, demo_sets, queries["query"].to_list(), options)
 
 
-def summarise(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-prefix metrics from (prefixes, queries, options) summed log-probs."""
+def outcomes(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query outcomes, each (prefixes x queries), from (prefixes, queries, options) summed
+    log-probs: `correct` (the gold option has the largest summed log-prob), `correct_norm`
+    (largest per-token log-prob), `gold_logprob` and `gold_logprob_norm`."""
     normed = option_lp / option_len[None]
     filled = np.where(np.isnan(option_lp), -np.inf, option_lp)
     filled_norm = np.where(np.isnan(normed), -np.inf, normed)
     q = np.arange(len(gold))
     return {
-        "accuracy": (filled.argmax(-1) == gold[None]).mean(-1),
-        "accuracy_norm": (filled_norm.argmax(-1) == gold[None]).mean(-1),
-        "gold_logprob": option_lp[:, q, gold].mean(-1),
-        "gold_logprob_norm": normed[:, q, gold].mean(-1),
+        "correct": (filled.argmax(-1) == gold[None]).astype(float),
+        "correct_norm": (filled_norm.argmax(-1) == gold[None]).astype(float),
+        "gold_logprob": option_lp[:, q, gold],
+        "gold_logprob_norm": normed[:, q, gold],
     }
+
+
+def means(per_query: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The quality metrics: each outcome's mean over the queries."""
+    return {metric: per_query[outcome].mean(-1) for metric, outcome in OUTCOME_OF.items()}
+
+
+def summarise(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-prefix metrics from (prefixes, queries, options) summed log-probs."""
+    return means(outcomes(option_lp, option_len, gold))
 
 
 def option_lengths(o_ids: list[list[list[int]]], n_opts: int) -> np.ndarray:
@@ -61,22 +69,32 @@ def score_quality(
     model, tokenizer, template: Template, candidates: pl.DataFrame, queries: pl.DataFrame, device: str,
     batch_tokens: int, kind: str = "classification", generation: dict | None = None, progress: bool = True,
 ) -> pl.DataFrame:
-    """Per candidate: the quality metrics over every quality query.
+    """Per candidate: the quality metrics over every quality query (`quality_tables`' first table)."""
+    return quality_tables(model, tokenizer, template, candidates, queries, device, batch_tokens, kind, generation,
+                          progress)[0]
+
+
+def quality_tables(
+    model, tokenizer, template: Template, candidates: pl.DataFrame, queries: pl.DataFrame, device: str,
+    batch_tokens: int, kind: str = "classification", generation: dict | None = None, progress: bool = True,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per candidate, the quality metrics over every quality query; and per candidate x query,
+    the outcomes they average (`by_query_table`), which reliability is measured from.
 
     `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop} and
     may set min_new_tokens (`tasks.generation_settings`).
     """
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [encode_text(tokenizer, prefix_text + d, first=True) for d in candidates["demonstration"]]
+    demo_sets = [[d] for d in candidates["demonstration"]]
     if kind == "generation":
-        metrics = generation_metrics(model, tokenizer, template, prefixes, queries, device, batch_tokens,
-                                     generation["max_new_tokens"], generation["stop"], progress,
-                                     generation.get("min_new_tokens", 0))
+        per_query = generation_outcomes(model, tokenizer, template, demo_sets, queries, device, batch_tokens,
+                                        generation["max_new_tokens"], generation["stop"], progress,
+                                        generation.get("min_new_tokens", 0))
     else:
-        q_ids, o_ids = encode_queries(tokenizer, template, queries)
+        prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, queries)
         option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
-        metrics = summarise(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
-    return pl.DataFrame(
+        per_query = outcomes(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
+    metrics = means(per_query)
+    per_candidate = pl.DataFrame(
         {
             "cand_id": candidates["cand_id"],
             "label": candidates["label"],
@@ -84,34 +102,50 @@ def score_quality(
             "n_queries": [len(queries)] * len(candidates),
         }
     )
+    return per_candidate, by_query_table(candidates, queries, per_query)
 
 
-def generation_metrics(
-    model, tokenizer, template: Template, prefixes: list[list[int]], queries: pl.DataFrame, device: str,
+def by_query_table(candidates: pl.DataFrame, queries: pl.DataFrame, per_query: dict[str, np.ndarray]) -> pl.DataFrame:
+    """One row per candidate x quality query: cand_id, query_id, the query's label, and every
+    per-query outcome (candidate-major, queries in their table's order)."""
+    n_cand, n_query = len(candidates), len(queries)
+    labels = [label or "" for label in queries["label"].to_list()] if "label" in queries.columns else [""] * n_query
+    query_ids = queries["query_id"].to_numpy() if "query_id" in queries.columns else np.arange(n_query)
+    return pl.DataFrame(
+        {
+            "cand_id": np.repeat(candidates["cand_id"].to_numpy(), n_query),
+            "query_id": np.tile(query_ids, n_cand),
+            "query_label": labels * n_cand,
+            **{name: np.asarray(values, dtype=float).reshape(-1) for name, values in per_query.items()},
+        }
+    )
+
+
+def generation_outcomes(
+    model, tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame, device: str,
     batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True, min_new_tokens: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Per-prefix metrics of a generation task.
+    """Per-query outcomes (prefixes x queries) of a generation task.
 
-    `accuracy`: exact match of the greedy output's last number with the gold final number.
-    Exact match has no per-token form, so `accuracy_norm` is the same number.
+    `correct`: exact match of the greedy output's last number with the gold final number.
+    Exact match has no per-token form, so `correct_norm` is the same number.
     `gold_logprob`: summed log-prob of the whole gold solution (answer_prefix + worked answer)
     as a continuation, scored like an option; `gold_logprob_norm`: per token.
     """
-    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
+    prefixes, q_ids, gold_ids = encode_prompts(tokenizer, template, demo_sets, queries, answers=True)
     outputs = generate(model, tokenizer, prefixes, q_ids, None, device, max_new_tokens, stop, batch_tokens, progress,
                        min_new_tokens)
     golds = queries["answer"].to_list()
     correct = np.array([exact_match(text, golds[i % len(golds)]) for i, text in enumerate(outputs)], dtype=float)
     correct = correct.reshape(len(prefixes), len(golds))
     report_outputs(outputs, golds)
-    gold_ids = [[encode_text(tokenizer, template.answer_prefix + a, first=False)] for a in golds]
     gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, progress)[..., 0]
     lengths = np.array([len(g[0]) for g in gold_ids], dtype=float)
     return {
-        "accuracy": correct.mean(-1),
-        "accuracy_norm": correct.mean(-1),
-        "gold_logprob": gold_lp.mean(-1),
-        "gold_logprob_norm": (gold_lp / lengths[None]).mean(-1),
+        "correct": correct,
+        "correct_norm": correct.copy(),
+        "gold_logprob": gold_lp,
+        "gold_logprob_norm": gold_lp / lengths[None],
     }
 
 

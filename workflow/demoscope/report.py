@@ -5,26 +5,78 @@ from __future__ import annotations
 import html
 import re
 
+import numpy as np
 import polars as pl
 
 from .fdr import with_adjusted
+from .headline import sentence
 from .lenses import lens_of
+from .maxnull import family_pvalue
+from .power import tost_pvalue
 
 KEYS = ["model", "task", "mask", "site"]
 
 
-def spearman_table(parts: list[tuple[dict, pl.DataFrame]]) -> pl.DataFrame:
+# A store that repeats another by construction: a consistency check, never a second set of tests.
+CONSISTENCY_CHECKS = {"packed": "causal"}
+
+
+def spearman_table(
+    parts: list[tuple[dict, pl.DataFrame]], nulls: dict[tuple[str, str], np.ndarray], bound: float, alpha: float
+) -> pl.DataFrame:
     """The stores' rho rows, each tagged with its model/task/mask/site and the feature's lens
-    (moments, massive, sae), with BH-adjusted p-values over the whole run: `padj` for rho,
-    `partial_padj` for the partial rho."""
-    tables = [rows.with_columns(*[pl.lit(keys[k]).alias(k) for k in KEYS]) for keys, rows in parts]
-    table = pl.concat(tables).sort(KEYS + ["quality", "feature", "layer"])
+    (moments, massive, sae, controls). `in_family`: the row is one of its model and task's
+    family of tests (every row but the consistency-check stores'). Over the family: `padj`,
+    Benjamini-Hochberg over every family test of the run (and `partial_padj` for the partial
+    rho); `p_fwer`, the max-T family-wise p-value of the row's |rho| against its model and
+    task's null (`nulls`: the family's largest |rho| per permutation); `p_tost` and `bounded`,
+    whether |rho| < bound is established at alpha (`power.tost_pvalue`)."""
+    tables = [rows.with_columns(*[pl.lit(keys.get(k), pl.String).alias(k) for k in KEYS]) for keys, rows in parts]
+    table = pl.concat(tables, how="vertical_relaxed").sort(KEYS + ["quality", "feature", "layer"], nulls_last=True)
     lenses = {feature: lens_of(feature) for feature in table["feature"].unique().to_list()}
-    table = table.with_columns(pl.col("feature").replace_strict(lenses, return_dtype=pl.String).alias("lens"))
-    table = with_adjusted(table, "pvalue", "padj")
-    table = with_adjusted(table, "partial_pvalue", "partial_padj")
-    first = KEYS + ["lens", "feature", "layer", "quality", "rho", "ci_low", "ci_high", "pvalue", "padj", "n"]
+    table = table.with_columns(
+        pl.col("feature").replace_strict(lenses, return_dtype=pl.String).alias("lens"),
+        (~pl.col("mask").is_in(list(CONSISTENCY_CHECKS)).fill_null(False)).alias("in_family"),
+    )
+    p_fwer = np.full(table.height, np.nan)
+    model, task, rho = table["model"].to_numpy(), table["task"].to_numpy(), table["rho"].to_numpy()
+    for (m, t), null in nulls.items():
+        rows = (model == m) & (task == t)
+        p_fwer[rows] = family_pvalue(rho[rows], null)
+    p_tost = tost_pvalue(rho, table["n"].to_numpy(), bound)
+    table = table.with_columns(
+        pl.Series("p_fwer", p_fwer), pl.Series("p_tost", p_tost), pl.Series("bounded", p_tost < alpha)
+    ).with_columns(
+        *[pl.when(pl.col("in_family")).then(pl.col(c)).otherwise(None).alias(c) for c in ("p_fwer", "p_tost", "bounded")]
+    )
+    family, checks = table.filter(pl.col("in_family")), table.filter(~pl.col("in_family"))
+    family = with_adjusted(with_adjusted(family, "pvalue", "padj"), "partial_pvalue", "partial_padj")
+    checks = checks.with_columns(pl.lit(None, pl.Float64).alias("padj"), pl.lit(None, pl.Float64).alias("partial_padj"))
+    table = pl.concat([family, checks.select(family.columns)]).sort(KEYS + ["quality", "feature", "layer"], nulls_last=True)
+    first = KEYS + ["lens", "feature", "layer", "quality", "rho", "ci_low", "ci_high", "pvalue", "padj", "p_fwer",
+                    "p_tost", "bounded", "in_family", "n"]
     return table.select(first + [c for c in table.columns if c not in first])
+
+
+def consistency_section(table: pl.DataFrame) -> tuple[str, str, pl.DataFrame | None]:
+    """For each consistency-check store, its largest |rho| difference from the store it repeats."""
+    heading = "Consistency checks"
+    rows = []
+    for check, reference in CONSISTENCY_CHECKS.items():
+        mine = table.filter(pl.col("mask") == check)
+        if mine.is_empty():
+            continue
+        keys = ["model", "task", "site", "feature", "layer", "quality"]
+        joined = mine.join(table.filter(pl.col("mask") == reference), on=keys, suffix="_reference", nulls_equal=True)
+        diff = (joined["rho"] - joined["rho_reference"]).abs()
+        rows.append({"store": check, "reference": reference, "pairs": joined.height,
+                     "max_abs_rho_difference": float(diff.max()) if joined.height else float("nan")})
+    if not rows:
+        return heading, "No consistency-check store (`packed`) was dumped.", None
+    text = ("`packed` runs every candidate in one sequence with block-diagonal attention: it must equal `causal`. "
+            "Its rows are kept in `spearman.csv` (`in_family` false) but are not tests of the family; the largest "
+            "difference of its rho from `causal`'s says whether packing changed anything.")
+    return heading, text, pl.DataFrame(rows)
 
 
 def _cell(value, digits: int = 3) -> str:
@@ -36,24 +88,47 @@ def _cell(value, digits: int = 3) -> str:
 
 
 def summary_sections(
-    spearman: pl.DataFrame, top: pl.DataFrame, quality: dict[tuple[str, str], pl.DataFrame], alpha: float
+    spearman: pl.DataFrame, top: pl.DataFrame, quality: dict[tuple[str, str], pl.DataFrame], alpha: float,
+    reliability: pl.DataFrame | None = None,
 ) -> list[tuple[str, str, pl.DataFrame | None]]:
-    """(heading, text, table) for each part of the summary; `top` is `headline.headline(spearman)`."""
+    """(heading, text, table) for each part of the summary; `top` is `headline.headline(...)`."""
     bound = top["bound"][0]
-    best = top.select(
-        "model", "task", "max_abs_rho", "rho", "ci_low", "ci_high", "feature", "layer", "mask", "site",
-        "quality", "padj", "significant", "tests", "above_bound", "ci_beyond_bound",
+    verdict_columns = [
+        "model", "task", "verdict", "max_abs_rho", "rho", "feature", "layer", "lens", "mask", "site", "quality",
+        "p_max", "null_max_q95", "detectable_rho", "share_bounded", "candidates", "reliability", "noise_ceiling",
+        "rho_disattenuated", "best_control", "best_control_rho", "best_control_p_fwer", "tests",
+        "degenerate_metrics",
+    ]
+    best = top.select([c for c in verdict_columns if c in top.columns])
+    seen = sorted(set(top["verdict"].to_list()))
+    verdict_text = (
+        "Per model and task, the verdict on the study's question, then the numbers behind it. `max_abs_rho` is the "
+        "largest |Spearman rho| between an activation feature (any lens, layer, store) and a quality metric over "
+        f"the candidates. Alone it means little: a family of `tests` correlations has a large maximum by chance. "
+        "`null_max_q95` is the 95th percentile of that maximum when quality is shuffled over the candidates "
+        "(the same shuffles for every test of the family), and `p_max` is the family-wise p-value of "
+        f"`max_abs_rho` against it. `detectable_rho` is the smallest true |rho| one test detects with the stated "
+        "power at the family-wise threshold; `share_bounded` the share of activation tests whose |rho| is shown to "
+        f"be below {bound} (two one-sided tests at alpha = {alpha}). `reliability` is the split-half reliability of "
+        "the headline's quality metric; no feature can correlate with it beyond `noise_ceiling` = "
+        "sqrt(reliability), and `rho_disattenuated` = rho / sqrt(reliability) is the correlation with an error-free "
+        "quality. `best_control` is the strongest cheap, non-activation signal (controls lens), with its "
+        "family-wise p-value: activations matter only if they add to it. Degenerate quality metrics are listed, "
+        "not correlated. What each verdict seen here means: "
+        + " ".join(f"**{v}**: {sentence(v)}" for v in seen)
     )
-    partial = top.select(
-        "model", "task", "max_abs_partial_rho", "partial_rho", "partial_padj", "partial_feature",
-        "partial_layer", "partial_mask", "partial_site", "partial_quality", "controls", "partial_significant",
-    )
-    ranked = spearman.with_columns(pl.col("rho").abs().alias("abs_rho")).filter(pl.col("abs_rho").is_not_nan())
+    partial_columns = ["model", "task", "max_abs_partial_rho", "partial_rho", "partial_padj", "partial_feature",
+                       "partial_layer", "partial_mask", "partial_site", "partial_quality", "controls"]
+    partial = top.select([c for c in partial_columns if c in top.columns])
+    family = spearman.filter(pl.col("in_family"))
+    ranked = family.with_columns(pl.col("rho").abs().alias("abs_rho")).filter(pl.col("abs_rho").is_not_nan())
     by_mask = (
-        ranked.group_by(["model", "task", "mask", "site", "quality"])
+        ranked.filter(pl.col("lens") != "controls")
+        .group_by(["model", "task", "mask", "site", "quality"])
         .agg(
             pl.col("abs_rho").max().alias("max_abs_rho"),
             pl.col("abs_rho").median().alias("median_abs_rho"),
+            pl.col("p_fwer").min().alias("min_p_fwer"),
             (pl.col("padj") < alpha).sum().alias("significant"),
         )
         .sort("model", "task", "mask", "site", "quality")
@@ -80,24 +155,34 @@ def summary_sections(
                     "mean_accuracy": part["accuracy"].mean(), "mean_gold_logprob": part["gold_logprob"].mean(),
                 }
             )
-    return [
-        (
-            "Largest |rho| per model and task",
-            f"Spearman rho between each activation feature (per layer) and each candidate's 1-shot quality; "
-            f"the study reports |rho| <= {bound} for every task and model. [ci_low, ci_high] is a 95% "
-            f"bootstrap interval over candidates; padj is Benjamini-Hochberg over all {len(spearman)} tests "
-            f"of the run; `significant` counts the tests with padj < {alpha}. `above_bound`: |rho| > {bound}; "
-            f"`ci_beyond_bound`: the whole interval lies beyond +-{bound}.",
-            best,
-        ),
+    sections = [
+        ("Verdict per model and task", verdict_text, best),
+    ]
+    if reliability is not None and not reliability.is_empty():
+        sections.append((
+            "Reliability of quality",
+            "Quality is a measurement with noise: each candidate's score is a mean over a few queries. Split-half "
+            "reliability correlates the candidates' means on two random label-balanced halves of the queries and "
+            "steps it up to the full count (Spearman-Brown); `reliability` is its mean over many splits, with the "
+            "spread of those splits (`reliability_low`..`reliability_high`, 2.5-97.5%). `noise_ceiling` = "
+            "sqrt(reliability) is the largest correlation any feature can have with the measured quality. "
+            "`degenerate` says why a metric was not correlated. The reliability figure shows how it grows with the "
+            "number of queries.",
+            reliability.sort("model", "task", "metric"),
+        ))
+    sections += [
         (
             "Largest |partial rho| per model and task",
-            "Partial Spearman rho holding the demonstration's token count (and, for classification, its "
-            "label) fixed: the Pearson correlation of the rank residuals after regressing out the "
-            "covariates' ranks (label as indicators).",
+            "Partial Spearman rho of the activation features holding the demonstration's token count (and, for "
+            "classification, its label) fixed: the Pearson correlation of the rank residuals after regressing out "
+            "the covariates' ranks (label as indicators).",
             partial,
         ),
-        ("Largest |rho| per masking strategy and site", "", by_mask),
+        (
+            "Largest |rho| per masking strategy and site",
+            "`min_p_fwer`: the smallest family-wise p-value among the store's tests.",
+            by_mask,
+        ),
         (
             "NaN correlations",
             "A NaN rho means one side was constant over the candidates (for example every candidate "
@@ -111,11 +196,13 @@ def summary_sections(
             pl.DataFrame(by_label).sort("model", "task", "demo_label"),
         ),
     ]
+    return sections
 
 
 def lens_section(spearman: pl.DataFrame, alpha: float) -> tuple[str, str, pl.DataFrame]:
     """The largest |rho| of each lens per model, task and quality metric, over all its tests and
     over the layers the SAE lens covers, so that the lenses meet on the same layers."""
+    spearman = spearman.filter(pl.col("in_family"))
     sae_layers = spearman.filter(pl.col("lens") == "sae")["layer"].unique().to_list()
     ranked = spearman.with_columns(pl.col("rho").abs().alias("abs_rho")).filter(pl.col("abs_rho").is_not_nan())
     keys = ["model", "task", "lens", "quality"]
@@ -128,9 +215,11 @@ def lens_section(spearman: pl.DataFrame, alpha: float) -> tuple[str, str, pl.Dat
             pl.col("layer").first(),
             pl.col("mask").first(),
             pl.col("site").first(),
+            pl.col("p_fwer").first(),
             pl.col("abs_rho").median().alias("median_abs_rho"),
             pl.len().alias("defined"),
             (pl.col("padj") < alpha).sum().alias("significant"),
+            pl.col("bounded").mean().alias("share_bounded"),
         )
     )
     same = (
@@ -140,10 +229,13 @@ def lens_section(spearman: pl.DataFrame, alpha: float) -> tuple[str, str, pl.Dat
     )
     table = best.join(same, on=keys, how="left").sort(keys)
     text = (
-        "The largest |rho| of each lens (moments, including `n_tokens`; massive activations; the sparse "
-        "autoencoder; the task vector and the query-conditioned attention, docs/lenses.md), with where it came from; `defined` counts its tests with a defined rho and "
-        "`significant` those with padj < "
-        f"{alpha}. A lens with more tests has more chances at a large maximum: `max_abs_rho_sae_layers` "
+        "The largest |rho| of each lens (moments; massive activations; the sparse autoencoder; the task vector "
+        "and the query-conditioned attention, docs/lenses.md; the controls: "
+        "token count, label, the demonstration's own log-likelihood, zero-shot gold probability, similarity to "
+        "the quality queries), with where it came from and its family-wise p-value `p_fwer` against the whole "
+        "family's chance maximum; `defined` counts its tests with a defined rho, `significant` those with padj < "
+        f"{alpha}, `share_bounded` the share shown below the bound. An activation lens adds something only if it "
+        "beats the controls. A lens with more tests has more chances at a large maximum: `max_abs_rho_sae_layers` "
         f"is the same maximum over the layers the SAE lens covers ({', '.join(map(str, sorted(sae_layers))) or 'none'}) "
         "and the stores of every lens."
     )
@@ -221,6 +313,8 @@ def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple
             pl.col("pvalue").alias("task_pvalue"), pl.col("feature").alias("task_feature"),
             pl.col("layer").alias("task_layer"), pl.col("mask").alias("task_mask"), pl.col("site").alias("task_site"),
             pl.col("metric").alias("task_metric"), pl.col("n").alias("sets"),
+            # the task side's power over so few sets (taskcorr), where the table has it
+            *[pl.col(c) for c in ("detectable_rho", "underpowered") if c in task_spearman.columns],
         )
     )
     counts = task_spearman.group_by(["model", "task"]).agg(
@@ -233,7 +327,9 @@ def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple
         "Spearman rho over random k-shot sets between each set's mean feature value (over its demonstrations) and "
         "the set's accuracy (and mean gold log-prob) on the test queries, per feature, layer, mask and site; beside "
         "it the largest |rho| of the quality side (1-shot quality over candidates). `task_nan` counts undefined "
-        "rho (a constant side, e.g. every set equally accurate). Full table: `results/report/task_spearman.csv`."
+        "rho (a constant side, e.g. every set equally accurate). `underpowered`: over this many sets, |rho| up to "
+        "`detectable_rho` (above 0.5) could be missed 1 time in 5, so a small or large task_rho there is not "
+        "evidence either way. Full table: `results/report/task_spearman.csv`."
     )
     return heading, text, table.sort("model", "task")
 

@@ -18,6 +18,11 @@ COLUMNS = [
     "feature", "layer", "quality", "rho", "pvalue", "n", "ci_low", "ci_high",
     "partial_rho", "partial_pvalue", "controls",
 ]
+SCHEMA = {
+    "feature": pl.String, "layer": pl.Int64, "quality": pl.String, "rho": pl.Float64, "pvalue": pl.Float64,
+    "n": pl.Int64, "ci_low": pl.Float64, "ci_high": pl.Float64, "partial_rho": pl.Float64,
+    "partial_pvalue": pl.Float64, "controls": pl.String,
+}
 
 
 def feature_matrix(features: pl.DataFrame, cand_ids: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int]]:
@@ -42,8 +47,14 @@ def rho_rows(
     level: float = 0.95,
 ) -> pl.DataFrame:
     """`quality` has cand_id, the metrics, `n_tokens` (the demonstration's token count) and,
-    when `control_label`, `label`. Candidates are those of `quality`, in cand_id order."""
+    when `control_label`, `label`. Candidates are those of `quality`, in cand_id order. A
+    feature table without a `layer` column (the controls lens) gives rows whose layer is null."""
     quality = quality.sort("cand_id")
+    if not metrics:
+        return pl.DataFrame(schema=SCHEMA)
+    layerless = "layer" not in features.columns
+    if layerless:
+        features = features.with_columns(pl.lit(0, pl.Int64).alias("layer"))
     cand_ids = quality["cand_id"].to_numpy()
     x, layers = feature_matrix(features, cand_ids, names)
     y = quality.select(metrics).to_numpy().astype(float)
@@ -54,7 +65,7 @@ def rho_rows(
     partial, partial_p, _ = partial_spearman(x, y, quality["n_tokens"].to_numpy(), labels)
     shape = rho.shape  # (layers * features) x metrics
     column = np.arange(shape[0])
-    return pl.DataFrame(
+    table = pl.DataFrame(
         {
             "feature": np.repeat(np.array(names)[column % len(names)], shape[1]),
             "layer": np.repeat(np.array(layers)[column // len(names)], shape[1]),
@@ -67,5 +78,9 @@ def rho_rows(
             "partial_rho": partial.ravel(),
             "partial_pvalue": partial_p.ravel(),
             "controls": "n_tokens,label" if control_label else "n_tokens",
-        }
-    ).sort("quality", "feature", "layer")
+        },
+        schema_overrides={"layer": pl.Int64},
+    )
+    if layerless:
+        table = table.with_columns(pl.lit(None, pl.Int64).alias("layer"))
+    return table.sort("quality", "feature", "layer")

@@ -5,8 +5,15 @@ selection table: `query_id` (-1 for a set shared by every test query), `position
 the prompt, 0 first), `cand_id`, `score` (the value ranked on, NaN where the order is greedy
 or random) and `detail` (how the choice was made, e.g. the layer the shortcut picked).
 
-It is never given the test queries' table: the similarity strategy reads the test queries'
-embeddings (made from their query text alone), and nothing else about them.
+It is never given a test label: the test queries reach it (when at all) as `label_free`
+leaves them, their ids, input and query text and options, and the similarity-based kinds read
+their embeddings, made from the query text alone. No test query is ever among its own
+demonstrations: a candidate that duplicates a test query (`contamination`) is left out of that
+query's choices, and out of a set shared by every query; the finished table is checked.
+
+Per-query kinds (`strategies.PER_QUERY`) write one set per test query: `similarity` (KATE),
+`bm25`, `dpp`, `mdl` and `cone` (`retrievers`); MDL and ConE read the model through an
+`lmscore.LMScorer`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from . import selectors
+from . import contamination, retrievers, selectors
+from .strategies import PER_QUERY
+
+# The only columns of the test queries a select job reads: never label, answer or gold_index.
+LABEL_FREE = ("query_id", "record_id", "input", "query", "options")
 
 SCHEMA = {"query_id": pl.Int64, "position": pl.Int64, "cand_id": pl.Int64, "score": pl.Float64, "detail": pl.String}
 
@@ -28,7 +39,7 @@ def prepared_embeddings(embeddings: pl.DataFrame, cand_ids: np.ndarray) -> tuple
         return rows["id"].to_numpy(), np.asarray(rows["embedding"].to_list(), dtype=float)
 
     ids, cands = part("candidate")
-    if not np.array_equal(ids, np.sort(cand_ids)):
+    if not np.isin(cand_ids, ids).all():
         raise ValueError("embeddings: the candidate rows do not match the candidates table")
     cands = cands[np.searchsorted(ids, cand_ids)]
     test_ids, tests = part("test")
@@ -67,6 +78,11 @@ def _feature_scores(spec, features, correlations, cand_ids) -> tuple[np.ndarray,
     return np.array([values.get(c, np.nan) for c in cand_ids], dtype=float), detail
 
 
+def label_free(queries: pl.DataFrame) -> pl.DataFrame:
+    """The test queries as a select job may see them: ids, input and query text, options."""
+    return queries.select(*[c for c in LABEL_FREE if c in queries.columns])
+
+
 def select(
     spec: dict,
     candidates: pl.DataFrame,
@@ -79,9 +95,30 @@ def select(
     quality: pl.DataFrame | None = None,
     embeddings: pl.DataFrame | None = None,
     zero_shot: pl.DataFrame | None = None,
+    queries: pl.DataFrame | None = None,
+    scorer=None,
 ) -> pl.DataFrame:
     """The selection table of one strategy instance. `balance`: the k demonstrations are
-    label-balanced (classification); `seed` is the run's seed (the random strategy adds its own)."""
+    label-balanced (classification); `seed` is the run's seed (the random strategy adds its own).
+    `queries` (the test queries, `label_free`) lets the contamination guard keep each test
+    query's duplicates out of its sets; `scorer` (an `lmscore.LMScorer`) is the model MDL and
+    ConE read."""
+    kind = spec["kind"]
+    queries = None if queries is None else label_free(queries)
+    allowed = None if queries is None else contamination.allowed(candidates, queries)
+    if kind in PER_QUERY:
+        table = _per_query(spec, candidates, k, balance, seed, embeddings, queries, allowed, scorer)
+    else:
+        if allowed is not None and not allowed.all():
+            # A set shared by every test query: a duplicate of any of them stays out of the pool.
+            candidates = candidates.filter(pl.Series(allowed.all(axis=0)))
+        table = _shared(spec, candidates, k, balance, seed, features, correlations, quality, embeddings, zero_shot)
+    if queries is not None:
+        contamination.check_selection(table, candidates, queries)
+    return table
+
+
+def _shared(spec, candidates, k, balance, seed, features, correlations, quality, embeddings, zero_shot) -> pl.DataFrame:
     cand_ids = candidates["cand_id"].to_numpy()
     labels = candidates["label"].to_numpy() if balance else None
     kind = spec["kind"]
@@ -106,15 +143,8 @@ def select(
         score = by_id["uncertainty"].to_numpy()[np.searchsorted(by_id["cand_id"].to_numpy(), cand_ids)]
         rows = selectors.top_k(score, k, labels, largest=spec["end"] == "most")
         detail = f"{spec['end']} uncertain zero-shot"
-    elif kind in ("diversity", "votek", "similarity"):
-        cands, test_ids, tests = prepared_embeddings(embeddings, cand_ids)
-        if kind == "similarity":
-            sets = selectors.nearest(cands, tests, k, labels)
-            similarity = tests @ cands.T
-            return _table(
-                [(int(q), p, int(cand_ids[c]), float(similarity[i, c]), "nearest by cosine, most similar last")
-                 for i, q in enumerate(test_ids) for p, c in enumerate(sets[i])]
-            )
+    elif kind in ("diversity", "votek"):
+        cands, _, _ = prepared_embeddings(embeddings, cand_ids)
         if kind == "diversity":
             rows = selectors.k_center(cands, k, labels)
             detail = "k-center greedy"
@@ -124,6 +154,83 @@ def select(
     else:
         raise ValueError(f"unknown selection strategy kind {kind!r}")
     return _table([(-1, p, int(cand_ids[r]), float(score[r]), detail) for p, r in enumerate(rows)])
+
+
+def _per_query(spec, candidates, k, balance, seed, embeddings, queries, allowed, scorer) -> pl.DataFrame:
+    """One set per test query; rows of `allowed` (None: every candidate) follow the test ids."""
+    cand_ids = candidates["cand_id"].to_numpy()
+    labels = candidates["label"].to_numpy() if balance else None
+    kind = spec["kind"]
+    if kind != "bm25":
+        cands, test_ids, tests = prepared_embeddings(embeddings, cand_ids)
+        if queries is not None:
+            # Align the embeddings' test rows with the queries table.
+            position = {int(q): i for i, q in enumerate(test_ids)}
+            order = [position[int(q)] for q in queries["query_id"]]
+            test_ids, tests = test_ids[order], tests[order]
+        similarity = tests @ cands.T
+    else:
+        test_ids = queries["query_id"].to_numpy()
+    if allowed is None:
+        allowed = np.ones((len(test_ids), len(cand_ids)), dtype=bool)
+    rows: list[tuple] = []
+    if kind == "similarity":
+        sets = selectors.nearest(cands, tests, k, labels, allowed=allowed)
+        for i, q in enumerate(test_ids):
+            rows += [(int(q), p, int(cand_ids[c]), float(similarity[i, c]), "nearest by cosine, most similar last")
+                     for p, c in enumerate(sets[i])]
+    elif kind == "bm25":
+        scores = retrievers.bm25_scores(candidates["input"].to_list(), queries["input"].to_list())
+        for i, q in enumerate(test_ids):
+            chosen = selectors.top_k(np.where(allowed[i], scores[i], np.nan), k, labels)[::-1]
+            rows += [(int(q), p, int(cand_ids[c]), float(scores[i, c]), "BM25 over the input text, best last")
+                     for p, c in enumerate(chosen)]
+    elif kind == "dpp":
+        detail = f"k-DPP greedy MAP over the {spec['candidates']} most similar, scale {spec['scale']}, most relevant last"
+        for i, q in enumerate(test_ids):
+            short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
+            kernel, relevance = retrievers.dpp_kernel(tests[i], cands[short], spec["scale"])
+            picked = retrievers.greedy_map(kernel, k, None if labels is None else labels[short])
+            picked = picked[np.lexsort((picked, relevance[picked]))]  # least relevant first
+            rows += [(int(q), p, int(cand_ids[short[j]]), float(similarity[i, short[j]]), detail)
+                     for p, j in enumerate(picked)]
+    elif kind == "cone":
+        detail = (f"ConE: lowest cross-entropy of the test input after the candidate, among the "
+                  f"{spec['candidates']} most similar, best last")
+        shortlists = [retrievers.top_n(similarity[i], spec["candidates"], allowed[i]) for i in range(len(test_ids))]
+        pairs = [(i, [int(c)]) for i, short in enumerate(shortlists) for c in short]
+        logprob = scorer.query_logprob(pairs)
+        at = 0
+        for i, q in enumerate(test_ids):
+            score = np.full(len(cand_ids), np.nan)
+            score[shortlists[i]] = logprob[at : at + len(shortlists[i])]
+            at += len(shortlists[i])
+            chosen = selectors.top_k(score, k, labels)[::-1]
+            rows += [(int(q), p, int(cand_ids[c]), float(score[c]), detail) for p, c in enumerate(chosen)]
+    elif kind == "mdl":
+        generation = not any(len(o) for o in queries["options"].to_list())
+        detail = (f"MDL: of {spec['subsets']} orderings of the {spec['candidates']} most similar, the one whose "
+                  f"prediction has the lowest entropy ({'next token' if generation else 'options'})")
+        orderings = []
+        for i, q in enumerate(test_ids):
+            short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
+            rng = np.random.default_rng([seed, 2, int(q)])
+            orderings.append(retrievers.mdl_orderings(short, k, spec["subsets"], rng, labels))
+        pairs = [(i, [int(c) for c in order]) for i, per in enumerate(orderings) for order in per]
+        if generation:
+            entropy = scorer.next_token_entropy(pairs)
+        else:
+            entropy = retrievers.label_entropy(*scorer.option_scores(pairs))
+        at = 0
+        for i, q in enumerate(test_ids):
+            per = entropy[at : at + len(orderings[i])]
+            at += len(orderings[i])
+            best = int(np.argmin(per))  # ties: the earlier ordering (the k nearest first)
+            rows += [(int(q), p, int(cand_ids[c]), float(per[best]), f"{detail}; ordering {best}")
+                     for p, c in enumerate(orderings[i][best])]
+    else:
+        raise ValueError(f"unknown per-query selection strategy kind {kind!r}")
+    return _table(rows)
 
 
 def _table(rows) -> pl.DataFrame:

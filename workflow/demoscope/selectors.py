@@ -87,11 +87,14 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(norm > 0, norm, 1.0)
 
 
-def nearest(candidates: np.ndarray, queries: np.ndarray, k: int, labels=None) -> np.ndarray:
+def nearest(candidates: np.ndarray, queries: np.ndarray, k: int, labels=None, allowed=None) -> np.ndarray:
     """KATE (Liu et al. 2022): per query, the k candidates of highest cosine similarity,
     shape (queries, k). Each row is ordered from the least to the most similar, so that in a
-    prompt the most similar demonstration sits next to the query (KATE's reversed order)."""
+    prompt the most similar demonstration sits next to the query (KATE's reversed order).
+    `allowed` (queries x candidates, boolean) leaves out what a query may not take."""
     similarity = unit(queries) @ unit(candidates).T
+    if allowed is not None:
+        similarity = np.where(allowed, similarity, np.nan)
     return np.stack([top_k(row, k, labels)[::-1] for row in similarity])
 
 

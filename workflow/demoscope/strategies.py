@@ -10,13 +10,37 @@ strategy or a seed creates new jobs and leaves every other job's parameters unch
   `moments` is named after `activation-`, e.g. `activation-sae-...`)
 - `quality_oracle`, `similarity`, `diversity`, `votek`
 - `uncertainty-most`, `uncertainty-least`
+- `bm25`, `dpp`, `mdl`, `cone` (per-query retrievers, `retrievers`)
 """
 
 from __future__ import annotations
 
-KINDS = ("random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek")
+KINDS = (
+    "random", "activation", "quality_oracle", "similarity", "diversity", "uncertainty", "votek",
+    "bm25", "dpp", "mdl", "cone",
+)
 # Strategies that pick a different set for every test query.
-PER_QUERY = ("similarity",)
+PER_QUERY = ("similarity", "bm25", "dpp", "mdl", "cone")
+# The signals each kind reads besides the candidates and the test queries' label-free columns
+# (which every select job reads, for the contamination guard). `activation` reads its lens's
+# feature table, and the correlation table for `layer: best`; `model` is the evaluated model.
+READS = {
+    "random": (),
+    "activation": ("features",),
+    "quality_oracle": ("quality",),
+    "similarity": ("embeddings",),
+    "diversity": ("embeddings",),
+    "uncertainty": ("zero_shot",),
+    "votek": ("embeddings",),
+    "bm25": (),
+    "dpp": ("embeddings",),
+    "mdl": ("embeddings", "model"),
+    "cone": ("embeddings", "model"),
+}
+# Kinds whose select job loads the model.
+MODEL_KINDS = tuple(kind for kind, reads in READS.items() if "model" in reads)
+# Settings blocks of `selection` that a kind's instance carries.
+SETTINGS = {"votek": "votek", "dpp": "dpp", "mdl": "mdl", "cone": "cone"}
 # Upper references, not selection methods: they read the candidates' measured quality.
 REFERENCE = ("quality_oracle",)
 
@@ -44,8 +68,8 @@ def instances(selection: dict) -> dict[str, dict]:
         elif kind == "uncertainty":
             for end in ("most", "least"):
                 out[f"uncertainty-{end}"] = {"kind": "uncertainty", "end": end}
-        elif kind == "votek":
-            out["votek"] = {"kind": "votek", **selection.get("votek", {})}
+        elif kind in SETTINGS:
+            out[kind] = {"kind": kind, **selection.get(SETTINGS[kind], {})}
         else:
             out[kind] = {"kind": kind}
     return out

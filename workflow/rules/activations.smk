@@ -16,8 +16,6 @@ rule dump_activations:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         store_dtype=COMPUTE["store_dtype"],
         context=mask_context,
-        code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
-        ),
+        code=script_code("dump_activations"),
     script:
         "../scripts/dump_activations.py"

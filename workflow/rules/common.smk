@@ -10,16 +10,21 @@ from snakemake.utils import validate
 # so the code hashes below describe the code that runs.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from demoscope.config import check_config
+from demoscope.config import ConfigError, check_config
 
 # Our check names the key and its allowed values; Snakemake's validate then fills defaults.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
-from demoscope.codehash import code_hash
-from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
-from demoscope.strategies import instances
-from demoscope.tasks import generation_settings, local_files
+from demoscope.codehash import code_hash, script_code
+from demoscope.lenses import (
+    ATTENTION_FEATURES,
+    CONTROL_FEATURES,
+    SAE_FEATURES,
+    TASK_VECTOR_FEATURES,
+)
+from demoscope.strategies import MODEL_KINDS, READS, instances
+from demoscope.tasks import generation_settings, local_files, source_errors
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
@@ -56,12 +61,15 @@ LENS_TABLES = {
 }
 
 if DATA_DIR:
-    for name in TASKS:
-        if not local_files(config["tasks"][name], DATA_DIR):
-            raise WorkflowError(
-                f"data_dir={DATA_DIR}: task '{name}' reads its local source, but no "
-                f"train/dev/test .jsonl files are in {Path(DATA_DIR) / config['tasks'][name]['local']['dir']}"
-            )
+    # Each local source against its files (one per split, not empty, the fields its
+    # templates name), before any job.
+    SOURCE_ERRORS = [
+        error
+        for name in TASKS
+        for error in source_errors(name, config["tasks"][name], DATA_DIR)
+    ]
+    if SOURCE_ERRORS:
+        raise ConfigError(f"data_dir={DATA_DIR}:\n  " + "\n  ".join(SOURCE_ERRORS))
 
 
 wildcard_constraints:
@@ -113,10 +121,16 @@ def task_data(wildcards):
 
 
 def mask_inputs(wildcards):
-    """The query strategy reads the quality queries; the others read only the candidates."""
+    """The query strategy reads the probe queries (the quality queries only where
+    query_mask.source opts in to the leak); the others read only the candidates."""
     if wildcards.mask == "query":
+        table = (
+            "quality_queries"
+            if config["query_mask"]["source"] == "quality_queries_leaky"
+            else "probe_queries"
+        )
         return {
-            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/quality_queries.parquet"
+            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
         }
     return {}
 
@@ -131,7 +145,12 @@ def mask_context(wildcards):
         )
     if wildcards.mask == "query":
         return canonical(
-            {"n_queries": config["query_mask"]["queries"], "separator": separator}
+            {
+                "n_queries": config["query_mask"]["queries"],
+                "source": config["query_mask"]["source"],
+                "instruction": template.get("instruction", ""),
+                "separator": separator,
+            }
         )
     return {}
 
@@ -165,6 +184,14 @@ def quality_input(wildcards):
     return quality_table(wildcards.model, wildcards.task)
 
 
+def quality_by_query_input(wildcards):
+    """The candidate x query outcomes behind `quality_table` (CondAcc's averaged over each
+    candidate's prompts), which reliability reads."""
+    return quality_table(wildcards.model, wildcards.task).replace(
+        ".parquet", "_by_query.parquet"
+    )
+
+
 def tv_outputs(kind, model, task):
     """The task-vector lens's table (kind tv_features or tv_correlations); none off its tasks."""
     return (
@@ -192,10 +219,15 @@ def balanced(task):
 
 
 def select_inputs(wildcards):
-    """Only the signals this strategy instance reads: adding a strategy never reruns another."""
+    """Only the signals this strategy instance reads (strategies.READS): adding a strategy
+    never reruns another. Every select job reads the test queries' label-free columns, for
+    the contamination guard and the sets files."""
     spec = STRATEGIES[wildcards.strategy]
     base = f"results/{wildcards.model}/{wildcards.task}"
-    inputs = {"candidates": f"{base}/prompts/candidates.parquet"}
+    inputs = {
+        "candidates": f"{base}/prompts/candidates.parquet",
+        "queries": f"{base}/prompts/test_queries.parquet",
+    }
     kind = spec["kind"]
     if kind == "activation":
         features, correlations = LENS_TABLES[spec["lens"]]
@@ -204,20 +236,36 @@ def select_inputs(wildcards):
             inputs["correlations"] = (
                 f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
             )
-    elif kind == "quality_oracle":
-        inputs["quality"] = quality_table(wildcards.model, wildcards.task)
-    elif kind in ("similarity", "diversity", "votek"):
-        inputs["embeddings"] = f"{base}/embeddings.parquet"
-    elif kind == "uncertainty":
-        inputs["zero_shot"] = f"{base}/zero_shot.parquet"
+        return inputs
+    paths = {
+        "quality": quality_table(wildcards.model, wildcards.task),
+        "embeddings": f"{base}/embeddings.parquet",
+        "zero_shot": f"{base}/zero_shot.parquet",
+        "model": model_dir(wildcards),
+    }
+    inputs.update({signal: paths[signal] for signal in READS[kind]})
     return inputs
+
+
+def strategy_names(model):
+    """A regex of the strategy instances whose select job loads the model (model=True) or
+    does not: the rules `select_model` and `select` split the instances between them."""
+    names = [
+        re.escape(name)
+        for name, spec in STRATEGIES.items()
+        if (spec["kind"] in MODEL_KINDS) == model
+    ]
+    return "|".join(names) if names else "(?!)"
 
 
 def select_params(wildcards):
     spec = STRATEGIES[wildcards.strategy]
     own = {**spec, "k": SELECTION["k"], "label_balance": balanced(wildcards.task)}
-    if spec["kind"] == "random":
+    if spec["kind"] in ("random", "mdl"):
         own["run_seed"] = config["seed"]
+    if spec["kind"] in MODEL_KINDS:
+        own["dtype"] = config["models"][wildcards.model].get("dtype", COMPUTE["dtype"])
+        own["template"] = template_config(wildcards)
     return canonical(own)
 
 
@@ -236,36 +284,94 @@ def task_spearman_tables():
     )
 
 
+def report_stores():
+    """Every (model, task, lens table, null table, keys) the report reads, in one order: the
+    activation stores, the SAE lens's stores, the task-vector and attention lenses' stores and
+    each task's controls. The report receives the keys as a parameter, so it never parses a
+    path."""
+    stores = []
+    for model in MODELS:
+        for task in TASKS:
+            base = f"results/{model}/{task}"
+            for mask, site in DUMPS:
+                keys = {"model": model, "task": task, "mask": mask, "site": site}
+                stores.append(
+                    (
+                        f"{base}/correlations/{mask}/{site}.parquet",
+                        f"{base}/null/{mask}/{site}.parquet",
+                        keys,
+                    )
+                )
+            for mask, site in sae_stores(model, task):
+                keys = {"model": model, "task": task, "mask": mask, "site": site}
+                stores.append(
+                    (
+                        f"{base}/sae_correlations/{mask}/{site}.parquet",
+                        f"{base}/sae_null/{mask}/{site}.parquet",
+                        keys,
+                    )
+                )
+            # The task-vector lens (mask `prompt`, site `resid`) and the attention lens (one
+            # store per view, site `attn`), on the tasks they run on (docs/lenses.md).
+            for rho in tv_outputs("tv_correlations", model, task):
+                keys = {"model": model, "task": task, "mask": "prompt", "site": "resid"}
+                stores.append((rho, f"{base}/tv_null/prompt/resid.parquet", keys))
+            for view in ATTENTION_FEATURES if task in ATTENTION_TASKS else []:
+                keys = {"model": model, "task": task, "mask": view, "site": "attn"}
+                stores.append(
+                    (
+                        f"{base}/attn_correlations/{view}/attn.parquet",
+                        f"{base}/attn_null/{view}/attn.parquet",
+                        keys,
+                    )
+                )
+            keys = {"model": model, "task": task, "mask": None, "site": None}
+            stores.append(
+                (
+                    f"{base}/controls_correlations.parquet",
+                    f"{base}/controls_null.parquet",
+                    keys,
+                )
+            )
+    return stores
+
+
+def report_keys():
+    """What the report's inputs are, in their order (the report never parses a path)."""
+    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
+    return {
+        "stores": [keys for _, _, keys in report_stores()],
+        "tasks": per_task,
+        "sae_quality": [
+            {"model": model, "task": task, "mask": mask, "site": site}
+            for model in MODELS
+            for task in TASKS
+            for mask, site in sae_stores(model, task)
+        ],
+        "task_spearman": [
+            {"model": model, "task": task} for model in MODELS for task in SELECT_TASKS
+        ],
+    }
+
+
 def report_inputs():
+    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
     return {
         "task_spearman": task_spearman_tables(),
-        "correlations": [
-            f"results/{model}/{task}/correlations/{mask}/{site}.parquet"
-            for model in MODELS
-            for task in TASKS
-            for mask, site in DUMPS
+        "correlations": [rho for rho, _, _ in report_stores()],
+        "nulls": [null for _, null, _ in report_stores()],
+        # What every lens is correlated against (quality.definition).
+        "quality": [quality_table(k["model"], k["task"]) for k in per_task],
+        "reliability": [
+            f"results/{k['model']}/{k['task']}/reliability.parquet" for k in per_task
         ],
-        "quality": [quality_table(model, task) for model in MODELS for task in TASKS],
-        "skipped": expand(
-            "results/{model}/{task}/prompts/skipped.parquet", model=MODELS, task=TASKS
-        ),
-        "sae_correlations": [
-            path
-            for model in MODELS
-            for task in TASKS
-            for path in sae_outputs("sae_correlations", model, task)
+        "skipped": [
+            f"results/{k['model']}/{k['task']}/prompts/skipped.parquet"
+            for k in per_task
         ],
-        "tv_correlations": [
-            path
-            for model in MODELS
-            for task in TASKS
-            for path in tv_outputs("tv_correlations", model, task)
-        ],
-        "attn_correlations": [
-            path
-            for model in MODELS
-            for task in TASKS
-            for path in attention_outputs("attn_correlations", model, task)
+        "contamination": [
+            f"results/{k['model']}/{k['task']}/prompts/contamination.parquet"
+            for k in per_task
         ],
         "sae_quality": [
             path
@@ -284,8 +390,8 @@ def sae_stores(model, task):
 
 def sae_directory(model, task, site, layer):
     """A layer's SAE: the model's published weights when `sae.pretrained` names a folder for
-    it (demoscope's, SAELens's or sparsify's layout, docs/sae.md), else the one `train_sae` trains on this task's pool.
-    """
+    it (demoscope's, SAELens's or sparsify's layout, docs/sae.md), else the one `train_sae`
+    trains on this task's pool."""
     if model in SAE["pretrained"]:
         # <site>/layer_<L>, or the SAELens / sparsify folder whose hook name maps there.
         # Imported here: it imports torch, which a run without published SAEs need not load.
@@ -316,7 +422,15 @@ def sae_outputs(kind, model, task):
     ]
 
 
-FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "massive", "sae_lens"]
+FIGURES = [
+    "rho_heatmap",
+    "rho_by_layer",
+    "strongest",
+    "quality",
+    "reliability",
+    "massive",
+    "sae_lens",
+]
 
 
 def selection_outputs():
@@ -336,10 +450,20 @@ def selection_outputs():
     ]
 
 
+def contamination_tables():
+    """Per model and task, the candidates that duplicate a test or quality query."""
+    return expand(
+        "results/{model}/{task}/prompts/contamination.parquet",
+        model=MODELS,
+        task=TASKS,
+    )
+
+
 def paper_outputs():
     """Every table and figure of the paper."""
     return [
         *selection_outputs(),
+        *contamination_tables(),
         "results/report/spearman.csv",
         "results/report/headline.csv",
         "results/report/summary.md",

@@ -21,16 +21,7 @@ rule evaluate:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=generation_config,
-        code=code_hash(
-            "evaluation",
-            "generation",
-            "answers",
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-        ),
+        code=script_code("evaluate"),
     script:
         "../scripts/evaluate.py"
 
@@ -59,19 +50,7 @@ rule task_sets:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=generation_config,
-        code=code_hash(
-            "taskcorr",
-            "evaluation",
-            "generation",
-            "answers",
-            "selectors",
-            "sampling",
-            "models",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-        ),
+        code=script_code("task_sets"),
     script:
         "../scripts/task_sets.py"
 
@@ -88,9 +67,8 @@ rule task_correlation:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash(
-            "taskcorr", "correlate", "rhotable", "features", "lenses", "massive"
-        ),
+        alpha=config["report"]["alpha"],
+        code=script_code("task_correlation"),
     script:
         "../scripts/task_correlation.py"
 
@@ -117,6 +95,7 @@ rule report_selection:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("strategyreport", "strategies"),
+        alpha=config["report"]["alpha"],
+        code=script_code("report_selection"),
     script:
         "../scripts/report_selection.py"

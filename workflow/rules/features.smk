@@ -10,6 +10,7 @@ rule compute_features:
     params:
         threshold=config["massive"]["threshold"],
         ratio=config["massive"]["ratio"],
-        code=code_hash("features", "moments", "massive", "store"),
+        skip_first_token=config["features"]["skip_first_token"],
+        code=script_code("compute_features"),
     script:
         "../scripts/compute_features.py"

@@ -4,7 +4,8 @@
 
 rule plot_rho_heatmap:
     input:
-        "results/report/spearman.parquet",
+        spearman="results/report/spearman.parquet",
+        headline="results/report/headline.csv",
     output:
         png=report(
             "results/figures/rho_heatmap/{model}/{task}.png",
@@ -20,14 +21,15 @@ rule plot_rho_heatmap:
         "../../envs/demoscope.yaml"
     params:
         quality=config["report"]["heatmap_quality"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_heatmap"),
     script:
         "../scripts/plot_rho_heatmap.py"
 
 
 rule plot_rho_by_layer:
     input:
-        "results/report/spearman.parquet",
+        spearman="results/report/spearman.parquet",
+        headline="results/report/headline.csv",
     output:
         png=report(
             "results/figures/rho_by_layer/{model}/{task}.png",
@@ -45,7 +47,7 @@ rule plot_rho_by_layer:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("figures"),
+        code=script_code("plot_rho_by_layer"),
     script:
         "../scripts/plot_rho_by_layer.py"
 
@@ -72,7 +74,7 @@ rule plot_strongest:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strongest"),
     script:
         "../scripts/plot_strongest.py"
 
@@ -95,7 +97,7 @@ rule plot_quality:
         "../../envs/demoscope.yaml"
     params:
         metrics=config["report"]["quality_metrics"],
-        code=code_hash("figures"),
+        code=script_code("plot_quality"),
     script:
         "../scripts/plot_quality.py"
 
@@ -118,7 +120,7 @@ rule plot_massive:
         "../../envs/demoscope.yaml"
     params:
         threshold=config["massive"]["threshold"],
-        code=code_hash("figures"),
+        code=script_code("plot_massive"),
     script:
         "../scripts/plot_massive.py"
 
@@ -142,7 +144,7 @@ rule plot_sae_lens:
     params:
         quality=config["report"]["heatmap_quality"],
         bound=config["report"]["bound"],
-        code=code_hash("figures"),
+        code=script_code("plot_sae_lens"),
     script:
         "../scripts/plot_sae_lens.py"
 
@@ -164,6 +166,29 @@ rule plot_strategies:
     conda:
         "../../envs/demoscope.yaml"
     params:
-        code=code_hash("figures"),
+        code=script_code("plot_strategies"),
     script:
         "../scripts/plot_strategies.py"
+
+
+rule plot_reliability:
+    input:
+        summary="results/{model}/{task}/reliability.parquet",
+        curve="results/{model}/{task}/reliability_curve.parquet",
+    output:
+        png=report(
+            "results/figures/reliability/{model}/{task}.png",
+            caption="../report/reliability_figure.rst",
+            category="Quality",
+            subcategory="reliability",
+            labels={"model": "{model}", "task": "{task}"},
+        ),
+        pdf="results/figures/reliability/{model}/{task}.pdf",
+    log:
+        "results/logs/plot_reliability/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=script_code("plot_reliability"),
+    script:
+        "../scripts/plot_reliability.py"

@@ -11,6 +11,8 @@ rule condacc_quality:
     output:
         quality="results/{model}/{task}/quality_condacc.parquet",
         prompts="results/{model}/{task}/condacc_prompts.parquet",
+        # Per candidate x query, the outcomes averaged over its prompts: reliability reads them.
+        by_query="results/{model}/{task}/quality_condacc_by_query.parquet",
     log:
         "results/logs/condacc_quality/{model}/{task}.log",
     priority: 1
@@ -26,17 +28,7 @@ rule condacc_quality:
         generation=generation_config,
         condacc=canonical(QUALITY["condacc"]),
         seed=config["seed"],
-        code=code_hash(
-            "models",
-            "condacc",
-            "evaluation",
-            "scoring",
-            "quality",
-            "templates",
-            "tokens",
-            "generation",
-            "answers",
-        ),
+        code=script_code("condacc_quality"),
     script:
         "../scripts/condacc_quality.py"
 
@@ -58,9 +50,7 @@ rule task_vector_pool:
         seed=config["seed"],
         bad_records=config["bad_records"],
         pool=config["task_vector"]["pool"],
-        code=code_hash(
-            "task_vector", "records", "tasks", "templates", "sampling", "lenses"
-        ),
+        code=script_code("task_vector_pool"),
     script:
         "../scripts/task_vector_pool.py"
 
@@ -82,9 +72,7 @@ rule task_vector:
     params:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash(
-            "task_vector", "models", "capture", "templates", "tokens", "lenses"
-        ),
+        code=script_code("task_vector"),
     script:
         "../scripts/task_vector.py"
 
@@ -97,7 +85,9 @@ rule correlate_task_vector:
         quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/tv_correlations/prompt/resid.parquet",
+        rho="results/{model}/{task}/tv_correlations/prompt/resid.parquet",
+        # Per permutation of quality, this store's largest |rho| (its share of the max-T null).
+        null="results/{model}/{task}/tv_null/prompt/resid.parquet",
     log:
         "results/logs/correlate_task_vector/{model}/{task}.log",
     conda:
@@ -108,24 +98,25 @@ rule correlate_task_vector:
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         features=list(TASK_VECTOR_FEATURES),
-        code=code_hash("rhotable", "correlate", "bootstrap", "partial", "lenses"),
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"
 
 
-# The attention lens's own probe queries and its calibration records: train records that are
-# neither candidates nor (by content) quality queries. A placeholder until build_prompts
-# writes probe queries of its own.
-rule attention_probes:
+# The attention lens's calibration records: train records that are neither candidates nor (by
+# content) quality or probe queries. Its probe queries are build_prompts' (the query mask's).
+rule attention_calibration:
     input:
         data=task_data,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
         queries="results/{model}/{task}/prompts/quality_queries.parquet",
+        probes="results/{model}/{task}/prompts/probe_queries.parquet",
     output:
-        probes="results/{model}/{task}/prompts/attention_probes.parquet",
-        calibration="results/{model}/{task}/prompts/attention_calibration.parquet",
+        "results/{model}/{task}/prompts/attention_calibration.parquet",
     log:
-        "results/logs/attention_probes/{model}/{task}.log",
+        "results/logs/attention_calibration/{model}/{task}.log",
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -133,18 +124,17 @@ rule attention_probes:
         data_dir=DATA_DIR,
         seed=config["seed"],
         bad_records=config["bad_records"],
-        probes=config["attention"]["probes"],
         calibration=config["attention"]["calibration"],
-        code=code_hash("attention", "records", "tasks", "templates", "sampling"),
+        code=script_code("attention_calibration"),
     script:
-        "../scripts/attention_probes.py"
+        "../scripts/attention_calibration.py"
 
 
 rule attention_lens:
     input:
         model=model_dir,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
-        probes="results/{model}/{task}/prompts/attention_probes.parquet",
+        probes="results/{model}/{task}/prompts/probe_queries.parquet",
         calibration="results/{model}/{task}/prompts/attention_calibration.parquet",
     output:
         per_layer="results/{model}/{task}/attn_features/probe/attn.parquet",
@@ -161,7 +151,7 @@ rule attention_lens:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         by_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
-        code=code_hash("attention", "models", "templates", "tokens", "sampling"),
+        code=script_code("attention_lens"),
     script:
         "../scripts/attention_lens.py"
 
@@ -173,7 +163,8 @@ rule correlate_attention:
         quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/attn_correlations/{view}/attn.parquet",
+        rho="results/{model}/{task}/attn_correlations/{view}/attn.parquet",
+        null="results/{model}/{task}/attn_null/{view}/attn.parquet",
     log:
         "results/logs/correlate_attention/{model}/{task}/{view}.log",
     wildcard_constraints:
@@ -186,6 +177,8 @@ rule correlate_attention:
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         features=lambda wc: list(ATTENTION_FEATURES[wc.view]),
-        code=code_hash("rhotable", "correlate", "bootstrap", "partial", "lenses"),
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"

@@ -8,6 +8,6 @@ rule prepare_model:
     params:
         source=lambda wc: config["models"][wc.model]["source"],
         revision=lambda wc: config["models"][wc.model].get("revision"),
-        code=code_hash("models"),
+        code=script_code("prepare_model"),
     script:
         "../scripts/prepare_model.py"

@@ -4,7 +4,9 @@ rule correlate:
         quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/correlations/{mask}/{site}.parquet",
+        rho="results/{model}/{task}/correlations/{mask}/{site}.parquet",
+        # Per permutation of quality, this store's largest |rho| (its share of the max-T null).
+        null="results/{model}/{task}/null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
     conda:
@@ -14,13 +16,9 @@ rule correlate:
         bootstrap=config["report"]["bootstrap"],
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
-        code=code_hash(
-            "rhotable",
-            "correlate",
-            "bootstrap",
-            "partial",
-            "features",
-        ),
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"
 
@@ -42,6 +40,14 @@ rule report:
             category="Quality",
             subcategory="Tables",
         ),
+        reliability=report(
+            "results/report/reliability.csv",
+            caption="../report/reliability.rst",
+            category="Quality",
+            subcategory="Tables",
+        ),
+        # The family's largest |rho| per permutation, per model and task: the figures draw it.
+        null="results/report/null_max.parquet",
         summary="results/report/summary.md",
         html=report(
             "results/report/summary.html",
@@ -56,7 +62,9 @@ rule report:
     params:
         bound=config["report"]["bound"],
         alpha=config["report"]["alpha"],
-        code=code_hash("report", "headline", "fdr", "lenses", "massive"),
+        power=config["report"]["power"],
+        inputs_of=report_keys(),
+        code=script_code("report"),
     script:
         "../scripts/report.py"
 
@@ -74,5 +82,6 @@ rule write_config:
         "../../envs/demoscope.yaml"
     params:
         config=canonical(config),
+        code=script_code("write_config"),
     script:
         "../scripts/write_config.py"

@@ -20,9 +20,7 @@ rule sae_pool:
         bad_records=config["bad_records"],
         pool=SAE["pool"],
         held_out=SAE["held_out"],
-        code=code_hash(
-            "sae_pool", "records", "tasks", "templates", "sampling", "tokens"
-        ),
+        code=script_code("sae_pool"),
     script:
         "../scripts/sae_pool.py"
 
@@ -48,9 +46,7 @@ rule dump_sae_pool:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         store_dtype=COMPUTE["store_dtype"],
         layers=SAE["layers"],
-        code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
-        ),
+        code=script_code("dump_sae_pool"),
     script:
         "../scripts/dump_sae_pool.py"
 
@@ -71,7 +67,7 @@ rule train_sae:
         gpu=COMPUTE["gpu"],
     params:
         training=sae_training,
-        code=code_hash("sae", "sae_pool", "store", "models"),
+        code=script_code("train_sae"),
     script:
         "../scripts/train_sae.py"
 
@@ -92,9 +88,7 @@ rule sae_features:
         top_latents=SAE["top_latents"],
         skip_first=SAE["skip_first"],
         model_source=lambda wc: config["models"][wc.model]["source"],
-        code=code_hash(
-            "sae_features", "sae", "sae_published", "store", "lenses", "massive"
-        ),
+        code=script_code("sae_features"),
     script:
         "../scripts/sae_features.py"
 
@@ -107,7 +101,8 @@ rule correlate_sae:
         quality=quality_input,
         candidates="results/{model}/{task}/prompts/candidates.parquet",
     output:
-        "results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
+        rho="results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
+        null="results/{model}/{task}/sae_null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate_sae/{model}/{task}/{mask}/{site}.log",
     conda:
@@ -118,8 +113,8 @@ rule correlate_sae:
         seed=config["seed"],
         control_label=lambda wc: config["tasks"][wc.task]["kind"] == "classification",
         features=list(SAE_FEATURES),
-        code=code_hash(
-            "rhotable", "correlate", "bootstrap", "partial", "lenses", "massive"
-        ),
+        permutations=config["report"]["permutations"],
+        degenerate_share=config["report"]["degenerate_share"],
+        code=script_code("correlate"),
     script:
         "../scripts/correlate.py"

@@ -19,7 +19,7 @@ rule embed:
         embedding=SELECTION["embedding"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash("embeddings", "models", "records", "templates", "tokens"),
+        code=script_code("embed"),
     script:
         "../scripts/embed.py"
 
@@ -41,30 +41,53 @@ rule zero_shot:
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
         generation=lambda wc: config["tasks"][wc.task]["kind"] == "generation",
-        code=code_hash(
-            "zeroshot",
-            "embeddings",
-            "models",
-            "scoring",
-            "records",
-            "templates",
-            "tokens",
-        ),
+        code=script_code("zero_shot"),
     script:
         "../scripts/zero_shot.py"
+
+
+rule contamination:
+    input:
+        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        test="results/{model}/{task}/prompts/test_queries.parquet",
+        quality="results/{model}/{task}/prompts/quality_queries.parquet",
+    output:
+        "results/{model}/{task}/prompts/contamination.parquet",
+    log:
+        "results/logs/contamination/{model}/{task}.log",
+    conda:
+        "../../envs/demoscope.yaml"
+    params:
+        code=script_code("contamination"),
+    script:
+        "../scripts/contamination.py"
 
 
 rule select:
     input:
         unpack(select_inputs),
     output:
-        "results/{model}/{task}/selection/{strategy}.parquet",
+        selection="results/{model}/{task}/selection/{strategy}.parquet",
+        jsonl="results/{model}/{task}/sets/{strategy}.jsonl",
+        lm_eval="results/{model}/{task}/sets/{strategy}.lm_eval.json",
     log:
         "results/logs/select/{model}/{task}/{strategy}.log",
+    wildcard_constraints:
+        strategy=strategy_names(model=False),
     conda:
         "../../envs/demoscope.yaml"
     params:
         strategy=select_params,
-        code=code_hash("selection", "selectors", "sampling"),
+        code=script_code("select"),
     script:
         "../scripts/select.py"
+
+
+# The same, for the kinds that load the model (MDL, ConE: strategies.MODEL_KINDS): a model
+# job's threads and GPU, and its own rule for a cluster profile's GPU partition.
+use rule select as select_model with:
+    wildcard_constraints:
+        strategy=strategy_names(model=True),
+    threads: COMPUTE["threads"]
+    resources:
+        gpu=COMPUTE["gpu"],

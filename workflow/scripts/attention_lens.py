@@ -21,6 +21,8 @@ model, tokenizer, device = models.load(snakemake.input.model, compute["device"],
 model.set_attn_implementation("eager")
 template = Template.from_config(params.template)
 calibration = read_table(snakemake.input.calibration)
+# build_prompts' probe queries (the query mask's), their rendered text under `text`.
+probes = read_table(snakemake.input.probes).select("record_id", pl.col("query").alias("text"))
 demos = calibration.filter(pl.col("role") == "demonstration")
 queries = calibration.filter(pl.col("role") == "query")
 layer, head, mass = best_head(
@@ -28,7 +30,7 @@ layer, head, mass = best_head(
 )
 print(f"best head: layer {layer}, head {head} (mean label attention {mass[layer, head]:.4f})", file=sys.stderr)
 per_layer, at_head = candidate_features(
-    model, tokenizer, template, read_table(snakemake.input.candidates), read_table(snakemake.input.probes),
+    model, tokenizer, template, read_table(snakemake.input.candidates), probes,
     (layer, head), device, compute["batch_tokens"],
 )
 write_parquet(per_layer, snakemake.output.per_layer)

@@ -17,7 +17,7 @@ compute = snakemake.config["compute"]
 params = snakemake.params
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
 began = time.perf_counter()
-quality, outcomes = score_condacc(
+quality, outcomes, by_query = score_condacc(
     model,
     tokenizer,
     Template.from_config(params.template),
@@ -33,6 +33,7 @@ quality, outcomes = score_condacc(
 )
 write_parquet(quality, snakemake.output.quality)
 write_parquet(outcomes, snakemake.output.prompts)
+write_parquet(by_query, snakemake.output.by_query)
 print(
     f"CondAcc: {outcomes['prompt_id'].n_unique()} prompts of k={params.condacc['k']} x "
     f"{outcomes['query_id'].n_unique()} queries in {time.perf_counter() - began:.1f} s",

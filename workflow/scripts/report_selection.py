@@ -12,6 +12,6 @@ for path in snakemake.input.evaluations:
     model, task, _, strategy = Path(path).with_suffix("").parts[-4:]
     table = read_table(path)
     evaluations.append(({"model": model, "task": task, "strategy": strategy, "detail": table["detail"][0]}, table))
-write_csv(strategy_table(evaluations), snakemake.output.strategies)
+write_csv(strategy_table(evaluations, alpha=snakemake.params.alpha), snakemake.output.strategies)
 parts = [({"model": Path(p).parts[-3], "task": Path(p).parts[-2]}, read_table(p)) for p in snakemake.input.task_spearman]
 write_csv(task_spearman_table(parts), snakemake.output.task_spearman)

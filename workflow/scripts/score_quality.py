@@ -6,13 +6,13 @@ import torch
 
 from demoscope import models
 from demoscope.parquet import read_table, write_parquet
-from demoscope.quality import score_quality
+from demoscope.quality import quality_tables
 from demoscope.templates import Template
 
 torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
-quality = score_quality(
+quality, by_query = quality_tables(
     model,
     tokenizer,
     Template.from_config(snakemake.params.template),
@@ -23,4 +23,5 @@ quality = score_quality(
     kind=snakemake.params.kind,
     generation=snakemake.params.generation,
 )
-write_parquet(quality, snakemake.output[0])
+write_parquet(by_query, snakemake.output.by_query)
+write_parquet(quality, snakemake.output.quality)

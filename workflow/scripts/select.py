@@ -5,18 +5,46 @@ log_to(snakemake.log[0])
 import sys
 
 from demoscope.parquet import read_table, write_parquet
-from demoscope.selection import select
+from demoscope.selection import label_free, select
+from demoscope.sets import write_sets
+from demoscope.strategies import MODEL_KINDS
 
 spec = dict(snakemake.params.strategy)
-# Only the signal tables this strategy's rule lists are read; the test queries' table never is.
-signals = {name: read_table(path) for name, path in snakemake.input.items() if name != "candidates"}
+settings = dict(spec)  # what the sets files record
+candidates = read_table(snakemake.input.candidates)
+# The test queries' label-free columns only: ids, input and query text, options.
+queries = label_free(read_table(snakemake.input.queries))
+# Only the signal tables this strategy's rule lists are read.
+signals = {
+    name: read_table(path)
+    for name, path in snakemake.input.items()
+    if name not in ("candidates", "queries", "model")
+}
+scorer = None
+if spec["kind"] in MODEL_KINDS:
+    import torch
+
+    from demoscope import models
+    from demoscope.lmscore import LMScorer
+    from demoscope.templates import Template
+
+    torch.set_num_threads(snakemake.threads)
+    compute = snakemake.config["compute"]
+    model, tokenizer, device = models.load(snakemake.input.model, compute["device"], spec.pop("dtype"))
+    scorer = LMScorer(
+        model, tokenizer, Template.from_config(spec.pop("template")), candidates, queries, device,
+        compute["batch_tokens"],
+    )
 table = select(
     spec,
-    read_table(snakemake.input.candidates),
+    candidates,
     spec.pop("k"),
     spec.pop("label_balance"),
     spec.pop("run_seed", 0),
+    queries=queries,
+    scorer=scorer,
     **signals,
 )
 print(f"{snakemake.wildcards.strategy}: {table['detail'][0]}", file=sys.stderr)
-write_parquet(table, snakemake.output[0])
+write_parquet(table, snakemake.output.selection)
+write_sets(snakemake.output.jsonl, snakemake.output.lm_eval, snakemake.wildcards.strategy, settings, table, candidates, queries)

@@ -16,7 +16,7 @@ parts = []
 for names, paths in ((FEATURES, snakemake.input.features), (SAE_FEATURES, snakemake.input.sae_features)):
     for path in paths:
         mask, site = Path(path).with_suffix("").parts[-2:]
-        rows = task_rho_rows(read_table(path), sets, list(names))
+        rows = task_rho_rows(read_table(path), sets, list(names), snakemake.params.alpha)
         parts.append(rows.with_columns(pl.lit(mask).alias("mask"), pl.lit(site).alias("site")))
 table = pl.concat(parts)
 lenses = {feature: lens_of(feature) for feature in table["feature"].unique().to_list()}

@@ -1,0 +1,26 @@
+from checkout import log_to
+
+log_to(snakemake.log[0])
+
+import torch
+
+from demoscope import models
+from demoscope.controls import control_table
+from demoscope.parquet import read_table, write_parquet
+from demoscope.templates import Template
+
+torch.set_num_threads(snakemake.threads)
+compute = snakemake.config["compute"]
+params = snakemake.params
+model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+table = control_table(
+    model,
+    tokenizer,
+    Template.from_config(params.template),
+    read_table(snakemake.input.candidates),
+    read_table(snakemake.input.queries),
+    params.kind,
+    device,
+    compute["batch_tokens"],
+)
+write_parquet(table, snakemake.output[0])

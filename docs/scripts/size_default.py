@@ -18,7 +18,13 @@ so wall time measures the neighbours. CPU time under load is itself somewhat inf
 are shared), so the predictions it gives are an upper bound for an idle run.
 
     python docs/scripts/size_default.py --config config/config.yaml --data-dir ../shared/data \\
-        --model /tmp/sizing/model --task sst2 --candidates 64 --queries 64 --out /tmp/sizing/sst2
+        --model /tmp/sizing/model --task sst2 --candidates 48 --queries 64 --out /tmp/sizing/sst2
+    python docs/scripts/size_default.py --task boolq --task-config config/paper.yaml ...
+
+--model is a prepared folder: `python -c "from demoscope import models;
+models.prepare('embedded', '/tmp/sizing/model')"` with workflow/ on sys.path.
+Measured 2026-12-01 (README "Timing"): SST-2 0.067 CPU s per candidate x quality query,
+BoolQ 0.58 (its queries carry a passage, about 205 tokens against SST-2's 19).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def main() -> None:
     from demoscope.tasks import SPLITS, has_split, load_split
     from demoscope.templates import Template
     from demoscope.dump import dump_activations
+    from demoscope.embeddings import candidate_texts, mean_pooled
 
     torch.set_num_threads(1)
     config = yaml.safe_load(open(args.config))
@@ -147,6 +154,19 @@ def main() -> None:
         start = cpu()
         features = compute_features(open_store(Path(tmp) / "store"), skip_first_token=True)
         report["features_cpu_s_per_candidate"] = (cpu() - start) / len(few)
+        # The instruction mask: each demonstration after the task's instruction.
+        raw = task.get("template") or {}
+        start = cpu()
+        dump_activations(model, tokenizer, few["demonstration"].to_list(), Path(tmp) / "instruction", "mlp_out",
+                         device, "float16", "instruction", config["compute"]["batch_tokens"],
+                         config["compute"]["chunk_tokens"], instruction=raw.get("instruction", ""),
+                         separator=raw.get("separator", "\n\n"))
+        report["instruction_dump_cpu_s_per_candidate"] = (cpu() - start) / len(few)
+    # The `embed` job's work (embedding: model): mean-pooled last hidden states of the texts.
+    start = cpu()
+    mean_pooled(models.backbone(model), tokenizer,
+                candidate_texts(template, few), device, config["compute"]["batch_tokens"])
+    report["embed_cpu_s_per_candidate"] = (cpu() - start) / len(few)
     layers = len(models.decoder_layers(model))
     report["layers"] = layers
     metric_names = config["report"]["quality_metrics"]

@@ -75,7 +75,7 @@ def main() -> None:
     from demoscope.rhotable import feature_matrix
     from demoscope.reliability import reliability_curve, spearman_brown, split_half, summarise_splits
     from demoscope.store import open_store
-    from demoscope.tasks import SPLITS, has_split, load_split
+    from demoscope.tasks import SPLITS, generation_settings, has_split, load_split
     from demoscope.templates import Template
     from demoscope.dump import dump_activations
     from demoscope.embeddings import candidate_texts, mean_pooled
@@ -100,7 +100,8 @@ def main() -> None:
     # Quality: every candidate x quality query, timed as one job's work (after loading).
     start = cpu()
     quality, by_query = quality_tables(model, tokenizer, template, candidates, queries, device,
-                                       config["compute"]["batch_tokens"], kind=task["kind"], progress=False)
+                                       config["compute"]["batch_tokens"], kind=task["kind"], progress=False,
+                                       generation=generation_settings(task) if task["kind"] == "generation" else None)
     spent = cpu() - start
     pairs = len(candidates) * len(queries)
     report["quality_cpu_s"] = spent

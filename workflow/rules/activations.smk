@@ -7,6 +7,8 @@ rule dump_activations:
         directory("results/{model}/{task}/activations/{mask}/{site}.zarr"),
     log:
         "results/logs/dump_activations/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/dump_activations/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -17,7 +19,14 @@ rule dump_activations:
         store_dtype=COMPUTE["store_dtype"],
         context=mask_context,
         code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
+            "jobclock",
+            "models",
+            "capture",
+            "store",
+            "dump",
+            "masks",
+            "tokens",
+            "sampling",
         ),
     script:
         "../scripts/dump_activations.py"

@@ -12,6 +12,8 @@ rule evaluate:
         "results/{model}/{task}/evaluation/{strategy}.parquet",
     log:
         "results/logs/evaluate/{model}/{task}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}/{task}/{strategy}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -22,6 +24,7 @@ rule evaluate:
         template=template_config,
         generation=generation_config,
         code=code_hash(
+            "jobclock",
             "evaluation",
             "generation",
             "answers",
@@ -44,6 +47,8 @@ rule task_sets:
         "results/{model}/{task}/task_sets.parquet",
     log:
         "results/logs/task_sets/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_sets/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -60,6 +65,7 @@ rule task_sets:
         template=template_config,
         generation=generation_config,
         code=code_hash(
+            "jobclock",
             "taskcorr",
             "evaluation",
             "generation",
@@ -85,6 +91,8 @@ rule task_correlation:
         "results/{model}/{task}/task_spearman.parquet",
     log:
         "results/logs/task_correlation/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_correlation/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -114,6 +122,8 @@ rule report_selection:
         ),
     log:
         "results/logs/report_selection/report_selection.log",
+    benchmark:
+        "results/benchmarks/report_selection/report_selection.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

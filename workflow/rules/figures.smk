@@ -16,6 +16,8 @@ rule plot_rho_heatmap:
         pdf="results/figures/rho_heatmap/{model}/{task}.pdf",
     log:
         "results/logs/plot_rho_heatmap/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_rho_heatmap/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -39,6 +41,8 @@ rule plot_rho_by_layer:
         pdf="results/figures/rho_by_layer/{model}/{task}.pdf",
     log:
         "results/logs/plot_rho_by_layer/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_rho_by_layer/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -67,6 +71,8 @@ rule plot_strongest:
         pdf="results/figures/strongest/{model}/{task}.pdf",
     log:
         "results/logs/plot_strongest/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_strongest/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -89,6 +95,8 @@ rule plot_quality:
         pdf="results/figures/quality/{model}/{task}.pdf",
     log:
         "results/logs/plot_quality/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_quality/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -112,6 +120,8 @@ rule plot_massive:
         pdf="results/figures/massive/{model}/{task}.pdf",
     log:
         "results/logs/plot_massive/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_massive/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -135,6 +145,8 @@ rule plot_sae_lens:
         pdf="results/figures/sae_lens/{model}/{task}.pdf",
     log:
         "results/logs/plot_sae_lens/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_sae_lens/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -159,6 +171,8 @@ rule plot_strategies:
         pdf="results/figures/strategies/{model}/{task}.pdf",
     log:
         "results/logs/plot_strategies/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_strategies/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

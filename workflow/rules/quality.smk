@@ -8,6 +8,8 @@ rule score_quality:
         "results/{model}/{task}/quality.parquet",
     log:
         "results/logs/score_quality/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/score_quality/{model}/{task}.tsv"
     priority: 1
     conda:
         "../../envs/demoscope.yaml"
@@ -20,6 +22,7 @@ rule score_quality:
         kind=lambda wc: config["tasks"][wc.task]["kind"],
         generation=generation_config,
         code=code_hash(
+            "jobclock",
             "models",
             "scoring",
             "quality",

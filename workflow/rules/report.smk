@@ -7,6 +7,8 @@ rule correlate:
         "results/{model}/{task}/correlations/{mask}/{site}.parquet",
     log:
         "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/correlate/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -51,6 +53,8 @@ rule report:
         ),
     log:
         "results/logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -70,6 +74,8 @@ rule write_config:
         ),
     log:
         "results/logs/write_config/write_config.log",
+    benchmark:
+        "results/benchmarks/write_config/write_config.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -11,6 +11,8 @@ rule sae_pool:
         "results/{model}/{task}/prompts/sae_pool.parquet",
     log:
         "results/logs/sae_pool/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/sae_pool/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -38,6 +40,8 @@ rule dump_sae_pool:
         directory("results/{model}/{task}/sae/pool/causal/{site}.zarr"),
     log:
         "results/logs/dump_sae_pool/{model}/{task}/{site}.log",
+    benchmark:
+        "results/benchmarks/dump_sae_pool/{model}/{task}/{site}.tsv"
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -49,7 +53,14 @@ rule dump_sae_pool:
         store_dtype=COMPUTE["store_dtype"],
         layers=SAE["layers"],
         code=code_hash(
-            "models", "capture", "store", "dump", "masks", "tokens", "sampling"
+            "jobclock",
+            "models",
+            "capture",
+            "store",
+            "dump",
+            "masks",
+            "tokens",
+            "sampling",
         ),
     script:
         "../scripts/dump_sae_pool.py"
@@ -63,6 +74,8 @@ rule train_sae:
         directory("results/{model}/{task}/sae/{site}/layer_{layer}"),
     log:
         "results/logs/train_sae/{model}/{task}/{site}/layer_{layer}.log",
+    benchmark:
+        "results/benchmarks/train_sae/{model}/{task}/{site}/layer_{layer}.tsv"
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -71,7 +84,7 @@ rule train_sae:
         gpu=COMPUTE["gpu"],
     params:
         training=sae_training,
-        code=code_hash("sae", "sae_pool", "store", "models"),
+        code=code_hash("jobclock", "sae", "sae_pool", "store", "models"),
     script:
         "../scripts/train_sae.py"
 
@@ -85,13 +98,15 @@ rule sae_features:
         quality="results/{model}/{task}/sae_quality/{mask}/{site}.parquet",
     log:
         "results/logs/sae_features/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/sae_features/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
         layers=SAE["layers"],
         top_latents=SAE["top_latents"],
         skip_first=SAE["skip_first"],
-        code=code_hash("sae_features", "sae", "store", "lenses", "massive"),
+        code=code_hash("jobclock", "sae_features", "sae", "store", "lenses", "massive"),
     script:
         "../scripts/sae_features.py"
 
@@ -107,6 +122,8 @@ rule correlate_sae:
         "results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
     log:
         "results/logs/correlate_sae/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/correlate_sae/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

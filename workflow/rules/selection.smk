@@ -10,6 +10,8 @@ rule embed:
         "results/{model}/{task}/embeddings.parquet",
     log:
         "results/logs/embed/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -19,7 +21,9 @@ rule embed:
         embedding=SELECTION["embedding"],
         dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
         template=template_config,
-        code=code_hash("embeddings", "models", "records", "templates", "tokens"),
+        code=code_hash(
+            "jobclock", "embeddings", "models", "records", "templates", "tokens"
+        ),
     script:
         "../scripts/embed.py"
 
@@ -32,6 +36,8 @@ rule zero_shot:
         "results/{model}/{task}/zero_shot.parquet",
     log:
         "results/logs/zero_shot/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/zero_shot/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -42,6 +48,7 @@ rule zero_shot:
         template=template_config,
         generation=lambda wc: config["tasks"][wc.task]["kind"] == "generation",
         code=code_hash(
+            "jobclock",
             "zeroshot",
             "embeddings",
             "models",
@@ -61,6 +68,8 @@ rule select:
         "results/{model}/{task}/selection/{strategy}.parquet",
     log:
         "results/logs/select/{model}/{task}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/select/{model}/{task}/{strategy}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

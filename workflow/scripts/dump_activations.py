@@ -5,7 +5,7 @@ log_to(snakemake.log[0])
 import torch
 
 from demoscope.parquet import read_table
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.sampling import balanced_head
 from demoscope.templates import Template
@@ -18,6 +18,7 @@ if "n_queries" in context:
     chosen = balanced_head(queries["label"].to_list(), context.pop("n_queries"))
     context["queries"] = queries["query"].gather(chosen).to_list()
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
+jobclock.meter(model)
 dump_activations(
     model,
     tokenizer,

@@ -23,8 +23,9 @@ dump_activations(
     model,
     tokenizer,
     read_table(snakemake.input.candidates)["demonstration"].to_list(),
-    snakemake.output[0],
-    site=snakemake.wildcards.site,
+    # Every site of this mask from one forward, each into its own store.
+    list(snakemake.output),
+    site=list(snakemake.params.sites),
     device=device,
     store_dtype=resolve_store_dtype(snakemake.params.store_dtype, device),
     mask=snakemake.wildcards.mask,

@@ -3,23 +3,7 @@
 # rule's outputs are fixed, so masks are grouped by the sites they dump and each group gets a
 # rule of its own: `dump_activations` when every mask dumps the same sites (config/paper.yaml),
 # else `dump_activations_<sites>` (the default run: `dump_activations_mlp_out_resid` for
-# `causal`, `dump_activations_mlp_out` for the others).
-
-
-def dump_rules(dumps):
-    """Rule name -> (sites, masks dumping exactly those sites), in `dumps` order."""
-    groups = {}
-    for mask, sites in dumps.items():
-        groups.setdefault(tuple(sorted(set(sites))), []).append(mask)
-    if len(groups) == 1:
-        return {"dump_activations": next(iter(groups.items()))}
-    return {
-        "dump_activations_" + "_".join(sites): (sites, masks)
-        for sites, masks in groups.items()
-    }
-
-
-DUMP_RULES = dump_rules(config["dumps"])
+# `causal`, `dump_activations_mlp_out` for the others); common.smk groups them (DUMP_RULES).
 
 
 for dump_rule, (dump_sites, dump_masks) in DUMP_RULES.items():

@@ -113,3 +113,21 @@ def test_model_jobs_log_their_first_forward_and_tokens(tiny_llama):
     assert counts == {"tokens": 2 * 7 + 3 * 5, "forwards": 2, "parameters": parameters}
     line = jobclock.forwarded_line(counts)
     assert jobs.read_log_text(line) == {"first_forward": None, "tokens": 29, "parameters": parameters}
+
+
+def test_the_run_figure_is_the_runs_flops_over_its_wall_time_against_the_peak(run):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figure = bench.run_figure(run, 50.0, peak_gflops=1e-3)
+    # 2 x 100 parameters x 1,750 tokens = 350,000 FLOPs in 50 s = 7e-6 GFLOP/s.
+    assert figure["flops"] == 350_000 and figure["wall_s"] == 50.0
+    assert figure["gflops"] == pytest.approx(7e-6) and figure["share"] == pytest.approx(7e-3)
+    assert bench.run_figure(run, None, 1.0) is None  # no metadata, no wall time given
+    assert bench.run_figure(run / "nothing", 50.0, 1.0) is None
+    line = bench.run_line(figure, {"gflops": 1e-3, "n": 64, "threads": 2}, str(run))
+    assert "**0.7%**" in line and "3 model jobs, 1,750 tokens" in line
+    peak = bench.matmul_peak(n=64, seconds=0.05)
+    assert peak["gflops"] > 0 and peak["threads"] >= 1

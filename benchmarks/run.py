@@ -325,7 +325,10 @@ def main() -> int:
     ]
     report = "\n".join(lines)
     print(report)
-    Path(args.out).write_text(report)
+    # Sections written by hand below the table (notes, the job-seconds tables) are kept.
+    out = Path(args.out)
+    kept = out.read_text().split("\n## ", 1)[1] if out.exists() and "\n## " in out.read_text() else None
+    out.write_text(report + ("\n## " + kept if kept else ""))
     missed = [name for name, ok in checks.items() if not ok]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)

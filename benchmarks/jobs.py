@@ -25,8 +25,10 @@ import re
 import sys
 from pathlib import Path
 
-FIRST = re.compile(r"^first forward after ([0-9.]+) s\s*$", re.M)
-FORWARDED = re.compile(r"^forwarded (\d+) tokens through (\d+) parameters", re.M)
+# Not anchored to a line start: a progress bar that is still open (tqdm writes carriage
+# returns, no newline) often precedes the first-forward line on the same line.
+FIRST = re.compile(r"first forward after ([0-9.]+) s")
+FORWARDED = re.compile(r"forwarded (\d+) tokens through (\d+) parameters")
 
 
 def read_benchmark(path: Path) -> dict:

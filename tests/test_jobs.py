@@ -37,7 +37,7 @@ def run(tmp_path):
     write_job(tmp_path, "dump_activations", "m/arc/causal", 10.0,
               "first forward after 4.00 s\nforwarded 500 tokens through 100 parameters in 1 forwards\n"
               "forwarded 250 tokens through 100 parameters in 1 forwards\n")
-    write_job(tmp_path, "evaluate", "m/sst2", 3.0, "first forward after 3.50 s\n")
+    write_job(tmp_path, "evaluate", "m/sst2", 3.0, "\rscore:   0%|          | 0/6 [00:00<?, ?it/s]first forward after 3.50 s\n")
     write_job(tmp_path, "correlate", "m/sst2/causal/mlp_out", 2.0, "rho rows written\n")
     write_job(tmp_path, "report", "report", 5.0)
     return tmp_path

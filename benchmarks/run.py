@@ -43,7 +43,7 @@ from demoscope import masks, models  # noqa: E402
 from demoscope.dump import dump_activations, resolve_store_dtype  # noqa: E402
 from demoscope.features import compute_features  # noqa: E402
 from demoscope.models import backbone  # noqa: E402
-from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.quality import encode_prompts  # noqa: E402
 from demoscope.scoring import score_options  # noqa: E402
 from demoscope.store import open_store  # noqa: E402
 from demoscope.tasks import load_split  # noqa: E402
@@ -129,12 +129,12 @@ def bench_scoring(model, tokenizer, task, data_dir, n_cand, n_query, n_sample, b
     """
     candidates, template = task_texts(task, data_dir, n_cand)
     queries, _ = task_texts(task, data_dir, n_query, split="dev")
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [encode_text(tokenizer, prefix_text + template.demonstration_text(r), first=True) for r in candidates]
     q_table = {"query": [template.query_text(r) for r in queries], "options": [list(r.options) for r in queries]}
     import polars as pl
 
-    q_ids, o_ids = encode_queries(tokenizer, template, pl.DataFrame(q_table))
+    # Encoded as score_quality encodes them: one prompt builder tokenisation per prompt.
+    demo_sets = [[template.demonstration_text(r)] for r in candidates]
+    prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, pl.DataFrame(q_table))
     grid = len(prefixes) * len(q_ids)
     chosen = np.random.default_rng(0).choice(grid, size=min(n_sample, grid), replace=False)
     pairs = [(int(i) // len(q_ids), int(i) % len(q_ids)) for i in chosen]

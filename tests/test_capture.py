@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from demoscope import models, store
-from demoscope.capture import capture
+from demoscope.capture import capture, capture_sites
 from demoscope.dump import dump_activations
 from demoscope.masks import budget_groups
 from demoscope.models import decoder_layers
@@ -103,3 +103,58 @@ def test_one_forward_fills_every_site_as_separate_dumps_would(tiny_llama, tmp_pa
         assert not store.partial_path(path).exists()
     with pytest.raises(ValueError, match="2 sites"):
         dump_activations(model, tok, TEXTS, [tmp_path / "x.zarr"], ["mlp_out", "resid"], "cpu", "float32")
+
+
+def tiny_family(family: str):
+    """A tiny random model of one architecture family, its norms' weights randomised so that a
+    norm is never close to the identity."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config
+
+    common = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=64)
+    config = {"llama": LlamaConfig, "qwen2": Qwen2Config}.get(family)
+    config = config(**common) if config else Gemma3TextConfig(**common, head_dim=8, sliding_window=16)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).float().eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.add_(torch.randn_like(param) * 0.5)
+    return model
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3"])
+def test_mlp_out_is_what_the_mlp_adds_to_the_residual_stream(family):
+    """Layer 1 decomposed by hand: resid_after = resid_before + attention part + mlp_out, and
+    mlp_out recomputed from the mid-layer residual with the family's own MLP (and norms)."""
+    model = tiny_family(family)
+    layer = decoder_layers(model)[1]
+    gemma = hasattr(layer, "post_feedforward_layernorm")
+    assert gemma == (family == "gemma3")
+    attn_site = layer.post_attention_layernorm if gemma else layer.self_attn
+    parts = {}
+    def keep(module, args, out):  # returns None: the forward goes on unchanged
+        parts["attn"] = out[0] if isinstance(out, tuple) else out
+
+    handle = attn_site.register_forward_hook(keep)
+    ids = torch.randint(0, 64, (1, 9))
+    with capture(model, "resid") as resid, capture(model, "mlp_out") as mlp_out, torch.no_grad():
+        model.model(input_ids=ids)
+    handle.remove()
+    before, after, attn = resid[0][0], resid[1][0], parts["attn"][0]
+    torch.testing.assert_close(after, before + attn + mlp_out[1][0], atol=1e-5, rtol=1e-5)
+    mid = before + attn
+    with torch.no_grad():
+        if gemma:
+            manual = layer.post_feedforward_layernorm(layer.mlp(layer.pre_feedforward_layernorm(mid)))
+            raw = layer.mlp(layer.pre_feedforward_layernorm(mid))
+            assert (raw - mlp_out[1][0]).abs().max() > 1e-2  # the pre-norm tensor is not what is added
+        else:
+            manual = layer.mlp(layer.post_attention_layernorm(mid))
+    torch.testing.assert_close(mlp_out[1][0], manual, atol=1e-5, rtol=1e-5)
+    # One forward hooking both sites (as a dump job does) captures the same tensors.
+    with capture_sites(model, ["mlp_out", "resid"]) as both, torch.no_grad():
+        model.model(input_ids=ids)
+    for layer_index in (0, 1):
+        torch.testing.assert_close(both["mlp_out"][layer_index], mlp_out[layer_index])
+        torch.testing.assert_close(both["resid"][layer_index], resid[layer_index])

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, make_workspace, mc_rows, sentiment_rows, write_jsonl
+from conftest import REPO, SHARED_DATA, gsm8k_rows, make_workspace, mc_rows, sentiment_rows, write_jsonl
 
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 GPU_RULES = {
@@ -95,7 +95,12 @@ def expected_paper_counts() -> dict[str, int]:
 
 def test_paper_config_is_the_study():
     assert {m["source"] for m in PAPER["models"].values()} == {"meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-3B"}
-    assert {t["hub"]["id"] for t in PAPER["tasks"].values()} == {"google/boolq", "allenai/ai2_arc", "allenai/openbookqa"}
+    assert {t["hub"]["id"] for t in PAPER["tasks"].values()} == {
+        "google/boolq", "allenai/ai2_arc", "allenai/openbookqa", "openai/gsm8k"
+    }
+    assert {n: t["kind"] for n, t in PAPER["tasks"].items()} == {
+        "boolq": "classification", "arc_challenge": "multiple_choice", "openbookqa": "multiple_choice", "gsm8k": "generation"
+    }
     assert PAPER["tasks"]["arc_challenge"]["sizes"]["candidates"] == 1119
     assert {t["sizes"]["candidates"] for n, t in PAPER["tasks"].items() if n != "arc_challenge"} == {1000}
     assert PAPER["dumps"] == {m: ["mlp_out", "resid"] for m in ("causal", "instruction", "bidirectional", "packed", "query")}
@@ -106,12 +111,35 @@ def test_paper_config_plans_offline_without_the_default_run(paper_workspace):
     done = dry_run(paper_workspace, "--configfile", "config/paper.yaml")
     counts = job_counts(done.stdout)
     assert {rule: counts.get(rule) for rule in expected_paper_counts()} == expected_paper_counts()
-    assert counts["dump_activations"] == 30  # 2 models x 3 tasks x 5 strategies, both sites at once
-    assert counts["compute_features"] == 60  # one per store: x 2 sites
+    assert counts["dump_activations"] == 40  # 2 models x 4 tasks x 5 strategies, both sites at once
+    assert counts["compute_features"] == 80  # one per store: x 2 sites
     # Nothing of config/config.yaml joined the run.
     assert "smollm2" not in done.stdout and "sst2" not in done.stdout
     tasks = {job["wildcards"] for job in planned_jobs(done.stdout) if job["rule"] == "build_prompts"}
     assert tasks == {f"model={m}, task={t}" for m in PAPER["models"] for t in PAPER["tasks"]}
+    assert_gsm8k_for_both_models(done.stdout)
+
+
+def assert_gsm8k_for_both_models(out: str) -> None:
+    """The generative task runs the whole study for each model: prompts, dumps, quality by
+    greedy decoding, and the selection stage on its test queries."""
+    jobs = planned_jobs(out)
+    for model in ("llama-3.2-3b", "qwen2.5-3b"):
+        mine = [job for job in jobs if f"model={model}" in job["wildcards"] and "task=gsm8k" in job["wildcards"]]
+        rules = {job["rule"] for job in mine}
+        assert {"build_prompts", "score_quality", "dump_activations", "zero_shot", "task_sets", "evaluate"} <= rules, model
+        # As many dump jobs (one per mask) and evaluate jobs (one) as a classification task of the same model.
+        for rule in ("dump_activations", "evaluate"):
+            boolq = [job for job in jobs if job["rule"] == rule and job["wildcards"].startswith(f"model={model}, task=boolq")]
+            assert sum(job["rule"] == rule for job in mine) == len(boolq) > 0, (model, rule)
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the offline data folder {SHARED_DATA} is not beside this checkout")
+def test_paper_config_plans_gsm8k_on_the_offline_data(paper_workspace):
+    done = dry_run(paper_workspace, "--configfile", "config/paper.yaml", "--config", f"data_dir={SHARED_DATA}")
+    assert_gsm8k_for_both_models(done.stdout)
+    assert str(SHARED_DATA / "gsm8k" / "train.jsonl") in done.stdout
+    assert not (paper_workspace / "resources").exists()  # planned without the models
 
 
 def test_config_on_the_command_line_still_applies(paper_workspace, tmp_path):
@@ -120,7 +148,7 @@ def test_config_on_the_command_line_still_applies(paper_workspace, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     done = dry_run(paper_workspace, "--config", f"data_dir={empty}", check=False)
-    assert done.returncode != 0 and f"data_dir={empty}: task 'sst2'" in done.stdout + done.stderr
+    assert done.returncode != 0 and f"data_dir={empty}:\n  tasks.sst2.local: the train split's file" in done.stdout + done.stderr
     assert "Job stats" in dry_run(paper_workspace).stdout  # the default run plans
 
     # --config also lands on top of --configfile: the paper config reading an offline folder.
@@ -129,6 +157,8 @@ def test_config_on_the_command_line_still_applies(paper_workspace, tmp_path):
         write_jsonl(data / "boolq" / f"{split}.jsonl", [dict(r, task="boolq") for r in sentiment_rows(n, n)])
         write_jsonl(data / "arc_challenge" / f"{split}.jsonl", mc_rows(n, n, split))
         write_jsonl(data / "openbookqa" / f"{split}.jsonl", mc_rows(n, n, split))
+        if split != "dev":
+            write_jsonl(data / "gsm8k" / f"{split}.jsonl", gsm8k_rows(n, n))
     done = dry_run(paper_workspace, "--configfile", "config/paper.yaml", "--config", f"data_dir={data}")
     counts = job_counts(done.stdout)
     assert {rule: counts.get(rule) for rule in expected_paper_counts()} == expected_paper_counts()

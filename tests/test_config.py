@@ -13,6 +13,11 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 
 
+# A plain-text source: `LABEL:detail question` lines, split by a pattern with named groups.
+QUESTIONS = {"dir": "questions", "format": "fields", "pattern": r"(?P<label>[A-Z]+):(?P<detail>\S+) (?P<question>.*)",
+             "input": "Question: {question}\nType:", "label_words": ["DESC", "ENTY", "HUM", "LOC", "NUM"]}
+
+
 def edited(change) -> dict:
     config = copy.deepcopy(DEFAULT)
     change(config)
@@ -59,7 +64,9 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input} {label}"), "tasks.sst2.template.demonstration: unknown placeholder {label}; allowed: {answer}, {answer_prefix}, {input}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(demonstration="{input}"), "tasks.sst2.template.demonstration: must contain {answer}"),
         (lambda c: c["tasks"]["sst2"]["template"].update(query="Review:"), "tasks.sst2.template.query: must contain {input}"),
-        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (8)"),
+        (lambda c: c["query_mask"].update(queries=50), "query_mask.queries: 50 is larger than tasks.sst2.sizes.probe_queries (4)"),
+        (lambda c: c["query_mask"].update(queries=50, source="quality_queries_leaky"),
+         "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (8)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
         (lambda c: c["selection"].update(k=50), "selection.k: 50 is larger than tasks.arc_challenge.sizes.candidates (32)"),
         (lambda c: (c["dumps"].update(causal=["mlp_out"]), c["selection"]["activation"].append({"feature": "top1", "layer": "best", "mask": "causal", "site": "resid"})), "selection.activation.1: causal/resid is not dumped (add it under `dumps`)"),
@@ -74,6 +81,13 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         (lambda c: c["sae"].update(tasks=["boolq"]), "sae.tasks: 'boolq' is not a task of this config"),
         (lambda c: c["sae"].update(pretrained={"llama": "/saes"}), "sae.pretrained: 'llama' is not a model of this config"),
         (lambda c: c["sae"].update(pool=8, held_out=0.01), "sae.held_out: 0.01 of sae.pool 8 records leaves no held-out or no training record"),
+        (lambda c: c["tasks"]["sst2"]["hub"].pop("input"), "tasks.sst2.hub.input: format `fields` needs an input template over the record's fields"),
+        (lambda c: c["tasks"]["sst2"]["hub"].pop("label_words"), "tasks.sst2.hub.label_words: format `fields` needs the label words"),
+        (lambda c: c["tasks"]["sst2"]["hub"].update(input="Review: {sentence\nSentiment:"), "tasks.sst2.hub.input: not a valid template"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, input="Q: {questoin}")), "tasks.sst2.local.input: placeholder {questoin} is not a group of tasks.sst2.local.pattern (its groups: detail, label, question)"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, label="type")), "tasks.sst2.local.label: 'type' is not a group of tasks.sst2.local.pattern"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, pattern="([A-Z]+):(.*)")), "tasks.sst2.local.pattern: has no named groups"),
+        (lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, pattern="(?P<label>[A-Z+:(?P<question>.*)")), "tasks.sst2.local.pattern: not a valid regular expression"),
     ],
 )
 def test_semantic_errors_name_the_key(change, message):
@@ -87,6 +101,41 @@ def test_a_bad_key_stops_snakemake_before_any_job(tmp_path):
     done = snakemake(workdir, "-n", check=False)
     assert done.returncode != 0
     assert "dumps.causal.0: 'mlp' is not allowed; allowed: mlp_out, resid" in done.stdout + done.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_a_fields_source_without_its_keys_is_named_before_any_job():
+    config = edited(lambda c: c["tasks"]["sst2"].update(local={"dir": "x", "format": "fields"}))
+    with pytest.raises(ConfigError) as err:
+        check_config(config, SCHEMA)
+    assert "tasks.sst2.local.input: format `fields` needs an input template" in str(err.value)
+    assert "tasks.sst2.local.label_words: format `fields` needs the label words" in str(err.value)
+    # A mapping of raw labels to words is a valid `label_words`.
+    check_config(edited(lambda c: c["tasks"]["sst2"].update(local=dict(QUESTIONS, label_words={"HUM": "human", "LOC": "place"}))), SCHEMA)
+
+
+@pytest.mark.slow
+def test_a_typo_in_a_csv_tasks_input_stops_snakemake_before_any_job(tmp_path):
+    """A placeholder that is no column of the task's file is named when the workflow starts,
+    with the file and the columns it has."""
+    data = tmp_path / "data" / "reviews"
+    data.mkdir(parents=True)
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_text("review,stars\nfine film,pos\ndull plot,neg\n")
+
+    def change(config):
+        config["data_dir"] = str(tmp_path / "data")
+        config["tasks"] = {"reviews": {"kind": "classification", "sizes": {"candidates": 4, "quality_queries": 2},
+                                       "template": {"instruction": "Classify each review."},
+                                       "local": {"dir": "reviews", "format": "fields", "input": "Review: {reveiw}",
+                                                 "label": "stars", "label_words": ["neg", "pos"]}}}
+        config["sae"]["tasks"] = None
+
+    workdir = make_workspace(tmp_path / "ws", edited(change))
+    done = snakemake(workdir, "-n", check=False)
+    assert done.returncode != 0
+    assert (f"tasks.reviews.local.input: placeholder {{reveiw}} is not a field of {data / 'train.csv'} "
+            f"(its fields: review, stars)") in done.stdout + done.stderr
     assert not (workdir / "results").exists()
 
 

@@ -82,3 +82,31 @@ def test_query_segments_are_averaged_per_candidate(tmp_path):
         row = got.row(cand, named=True)
         for name in ("n_tokens", "kurtosis", "last_mean", "top1"):
             assert row[name] == pytest.approx((segs[2 * cand][name] + segs[2 * cand + 1][name]) / 2)
+
+
+def test_empty_segments_give_nan_features_and_the_sink_is_left_out_of_the_moments_only(tmp_path):
+    from demoscope import store
+    from demoscope.massive import MASSIVE
+    from demoscope.moments import MOMENTS
+
+    rng = np.random.default_rng(3)
+    lengths = [4, 0, 1, 6]
+    acts = rng.normal(size=(1, sum(lengths), 8)).astype("float32")
+    acts[0, 0, 2] = 3000.0  # a sink on candidate 0's first token
+    root, _ = store.create(tmp_path / "e.zarr", lengths, 1, 8, "float32", 4, {})
+    root["activations"][:] = acts
+    store.mark_progress(root, len(lengths))
+    store.finalize(tmp_path / "e.zarr")
+    data = store.open_store(tmp_path / "e.zarr")
+    kept = compute_features(data, skip_first_token=False).sort("cand_id")
+    skipped = compute_features(data, skip_first_token=True).sort("cand_id")
+    moments_ = list(MOMENTS) + [f"last_{m}" for m in MOMENTS]
+    empty = skipped.row(1, named=True)
+    assert empty["n_tokens"] == 0 and all(np.isnan(empty[name]) for name in moments_ + list(MASSIVE))
+    one = skipped.row(2, named=True)  # one token, skipped: no moment, but its massive features stand
+    assert all(np.isnan(one[name]) for name in moments_) and not np.isnan(one["top1"])
+    first = skipped.row(0, named=True)
+    assert first["mean"] == pytest.approx(acts[0, 1:4].astype(float).mean(), rel=1e-6)
+    assert first["top1"] == 3000.0 and first["top1_dim"] == 2  # the massive lens keeps the sink
+    assert kept.row(0, named=True)["mean"] == pytest.approx(acts[0, 0:4].astype(float).mean(), rel=1e-6)
+    assert kept.row(2, named=True)["n_tokens"] == 1 and not np.isnan(kept.row(2, named=True)["mean"])

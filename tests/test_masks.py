@@ -58,19 +58,22 @@ def test_instruction_without_text_is_refused(llama, tmp_path):
 
 def test_query_keeps_the_query_tokens_and_sees_the_demonstration(llama, tmp_path):
     model, tok = llama
-    s = dump(model, tok, tmp_path, "query", queries=QUERIES, separator="\n\n")
+    s = dump(model, tok, tmp_path, "query", queries=QUERIES, separator="\n\n", instruction="Classify each review.")
     assert s.n_candidates == len(DEMOS) * len(QUERIES) and s.attrs["segments_per_candidate"] == 2
     ids = s.root["token_ids"][:]
     for seg in range(s.n_candidates):
         query = QUERIES[seg % len(QUERIES)]
-        assert ids[s.offsets[seg]: s.offsets[seg + 1]].tolist() == tok("\n\n" + query, add_special_tokens=False).input_ids
-    # Segment (candidate 2, query 1) equals the query positions of the unpadded 1-shot prompt.
-    demo, query = tok(DEMOS[2]).input_ids, tok("\n\n" + QUERIES[1], add_special_tokens=False).input_ids
+        # The query's own tokens: not the separator before it.
+        assert ids[s.offsets[seg]: s.offsets[seg + 1]].tolist() == tok(query, add_special_tokens=False).input_ids
+    # Segment (candidate 2, query 1) equals the query positions of the unpadded 1-shot prompt,
+    # instruction included, tokenised as one text.
+    prompt = tok("Classify each review.\n\n" + DEMOS[2] + "\n\n" + QUERIES[1]).input_ids
+    n_query = len(tok(QUERIES[1], add_special_tokens=False).input_ids)
     with capture(model, "mlp_out") as captured, torch.no_grad():
-        model.model(input_ids=torch.tensor([demo + query]))
-    np.testing.assert_allclose(s.candidate(1, 2 * 2 + 1), captured[1][0, len(demo):].numpy(), atol=1e-5)
+        model.model(input_ids=torch.tensor([prompt]))
+    np.testing.assert_allclose(s.candidate(1, 2 * 2 + 1), captured[1][0, -n_query:].numpy(), atol=1e-5)
     # The same query after a different demonstration gives different activations.
-    assert np.abs(s.candidate(1, 0 * 2 + 1) - s.candidate(1, 2 * 2 + 1)).max() > 1e-3
+    assert np.abs(s.candidate(1, 0 * 2 + 1) - s.candidate(1, 2 * 2 + 1)).max() > 1e-4
 
 
 def manual_full_attention_mlp(model, ids: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,41 @@ def test_unknown_hub_id_offline(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError) as err:
         prepare("demoscope-test/no-such-model", tmp_path / "out")
     message = str(err.value)
-    assert "could not load model source 'demoscope-test/no-such-model' as a hub model" in message
-    assert "needs network access" in message
+    assert "model source 'demoscope-test/no-such-model': not a local path" in message
+    assert "not in the local cache" in message and "HF_HUB_OFFLINE" in message
+
+
+def test_a_missing_relative_path_fails_in_seconds_naming_both_readings(tmp_path, monkeypatch):
+    """`models/my-model` is a relative path and a well-formed hub id. With the hub unreachable
+    (an endpoint on a closed local port, so the test never leaves the machine) transformers
+    alone retries for about a minute; the one look-up fails at once."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError) as err:
+        prepare("models/my-model", tmp_path / "out")
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert f"not a local path ({tmp_path / 'models' / 'my-model'} does not exist" in message
+    assert "the Hugging Face hub (http://127.0.0.1:9) is unreachable to look it up as a model id" in message
+    # A source that cannot be a hub id names that reading instead, without any look-up.
+    with pytest.raises(ModelLoadError, match=r"not a local path .*, and not a valid Hugging Face model id"):
+        prepare("models/my-model/v2", tmp_path / "out")
+
+
+def test_layers_beyond_the_depth_name_the_key(tiny_llama):
+    from demoscope.models import check_layers, depth
+
+    assert depth(tiny_llama) == 3
+    check_layers([0, 2], tiny_llama, "sae.layers", "tiny")
+    with pytest.raises(ValueError, match=r"sae.layers: \[3, 20\] are outside model 'tiny', which has 3 decoder layers \(0..2\)"):
+        check_layers([0, 3, 20], tiny_llama, "sae.layers", "tiny")
 
 
 def test_corrupt_weights(tmp_path, tiny_llama):

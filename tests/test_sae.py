@@ -73,6 +73,8 @@ def test_recovers_the_sparse_directions(tmp_path):
     assert metrics["held_out_explained_variance"] > 0.9
     assert metrics["held_out_l0"] <= 4 and 0 <= metrics["dead_fraction"] < 1
     assert metrics["held_out_tokens"] == 600 and metrics["train_tokens"] == 5400
+    assert metrics["dead_fraction_tokens"] == 5400  # dead: silent on every training token
+    assert metrics["curve"][-1]["dead_after_tokens"] == 5400  # during training: one epoch
     assert [point["step"] for point in metrics["curve"]][:2] == [0, STEPS // 20]
 
 
@@ -269,3 +271,49 @@ def test_pool_excludes_candidates_and_holds_out_its_tail():
     assert again.equals(pool)
     with pytest.raises(ValueError, match="sae.pool .*asked for 41 records but only 40 are available"):
         draw_pool(train, candidates, 41, 0.2, 0, Template.from_config(None), Tokens())
+
+
+def test_a_candidate_without_tokens_has_nan_features_and_no_top_latents(tmp_path):
+    rng = np.random.default_rng(8)
+    lengths = [3, 1, 0, 4]  # candidate 1 has only its first token, candidate 2 none at all
+    x = rng.normal(size=(sum(lengths), 3))
+    features = sae_features(write_store(tmp_path / "e.zarr", x, lengths), {0: hand_built_sae()}, top=2,
+                            skip_first=True)[0]
+    for cand in (1, 2):
+        row = features.filter(pl.col("cand_id") == cand).row(0, named=True)
+        assert all(np.isnan(row[name]) for name in SAE_FEATURES), row
+        assert row["sae_top_ids"] == [] and row["sae_top_values"] == []
+    for cand in (0, 3):
+        row = features.filter(pl.col("cand_id") == cand).row(0, named=True)
+        assert not any(np.isnan(row[name]) for name in SAE_FEATURES) and len(row["sae_top_ids"]) == 2
+
+
+def test_sparse_decode_backward_passes_gradcheck_in_float64():
+    from demoscope.sae import SparseDecode
+
+    generator = torch.Generator().manual_seed(3)
+    values = torch.rand(5, 3, dtype=torch.float64, generator=generator).requires_grad_()
+    weight = torch.randn(7, 4, dtype=torch.float64, generator=generator).requires_grad_()
+    unique = torch.stack([torch.randperm(7, generator=generator)[:3] for _ in range(5)])  # as TopK gives
+    assert torch.autograd.gradcheck(SparseDecode.apply, (values, unique, weight))
+    repeated = unique.clone()
+    repeated[0, 1] = repeated[0, 0]  # a latent listed twice counts twice
+    assert torch.autograd.gradcheck(SparseDecode.apply, (values, repeated, weight))
+
+
+def test_held_out_explained_variance_is_about_the_held_out_tokens_own_mean(tmp_path):
+    from demoscope.sae import evaluate
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(40, 3)) + np.array([4.0, -2.0, 1.0])  # far from the SAE's training mean
+    data = write_store(tmp_path / "h.zarr", x, [40])
+    sae = hand_built_sae()
+    _, x_hat = manual(x, sae)
+    error = ((x - x_hat) ** 2).sum()
+    got = evaluate(sae, data.root["activations"], 0, 0, 40, block_tokens=7)
+    assert got["explained_variance"] == pytest.approx(1 - error / ((x - x.mean(axis=0)) ** 2).sum(), rel=1e-6)
+    about_training = ((x - sae.mean.double().numpy()) ** 2).sum()
+    assert got["explained_variance_training_mean"] == pytest.approx(1 - error / about_training, rel=1e-6)
+    # The training mean's baseline credits the SAE with the shift of the mean: a larger number.
+    assert got["explained_variance_training_mean"] > got["explained_variance"]
+    assert got["tokens"] == 40

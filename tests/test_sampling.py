@@ -51,7 +51,7 @@ def test_quality_queries_exclude_candidates_by_content_not_by_per_file_ids():
     tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
     tables = build_prompt_tables(
         {"train": train, "dev": dev, "test": split("test", 2)}, Template.from_config(None),
-        {"candidates": 10, "quality_queries": 5, "test_queries": 0}, 0, tokenizer,
+        {"candidates": 10, "quality_queries": 5, "test_queries": 0, "probe_queries": 0}, 0, tokenizer,
     )
     # Every train record is a candidate, and dev ids 0..5 all repeat train ids: only the true
     # duplicate is left out.
@@ -99,5 +99,81 @@ def test_without_a_dev_split_quality_queries_are_held_out_of_train():
     assert set(more["quality_queries"]["input"]) > drawn("quality_queries")
     kept = drawn("candidates") - set(more["quality_queries"]["input"])
     assert kept <= set(more["candidates"]["input"]) and len(kept) < 20
-    with pytest.raises(ValueError, match="candidate pool .train, quality queries held out.: asked for 58"):
+    with pytest.raises(ValueError, match=r"sizes.candidates \(candidate pool, from train, quality queries held out\): asked for 58"):
         tables_without_dev(train, 58, 6)
+
+
+def test_probe_queries_are_never_quality_test_or_candidate_inputs():
+    """The `query` lens's probe queries share no input with the quality queries (nor the test
+    queries, nor the candidates), even where records repeat across splits."""
+    from types import SimpleNamespace
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.templates import Template
+
+    def split(name: str, n: int) -> list[Record]:
+        return [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)
+                for i, lab in zip(range(n), ["neg", "pos"] * n)]
+
+    train, dev, test = split("train", 12), split("dev", 30), split("test", 10)
+    dev[1] = Record(id="1", input="train 3", answer="pos", options=("neg", "pos"), label="pos")
+    dev[2] = Record(id="2", input="test 4", answer="neg", options=("neg", "pos"), label="neg")
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    sizes = {"candidates": 12, "quality_queries": 10, "test_queries": 10, "probe_queries": 16}
+    tables = build_prompt_tables({"train": train, "dev": dev, "test": test}, Template.from_config(None), sizes, 0,
+                                 tokenizer)
+    probes = set(tables["probe_queries"]["query"])
+    assert len(probes) == 16 and all(p.startswith("dev") for p in probes)
+    for other in ("quality_queries", "test_queries"):
+        assert not probes & set(tables[other]["query"])
+    assert not probes & set(tables["candidates"]["input"])
+    assert sorted(Counter(tables["probe_queries"]["label"]).values()) == [8, 8]
+    # dev holds 30 records: 10 quality queries, one candidate's duplicate, and one test query's
+    # (which may be a quality query too).
+    with pytest.raises(ValueError, match=r"probe queries \(sizes.probe_queries.*asked for 20 records but only 1[89]"):
+        build_prompt_tables({"train": train, "dev": dev, "test": test}, Template.from_config(None),
+                            {**sizes, "probe_queries": 20}, 0, tokenizer)
+
+
+@pytest.mark.parametrize("task", ["sst2", "arc_challenge", "gsm8k"])
+def test_probe_queries_on_the_real_data(task):
+    """The default config's sizes on the offline data: no probe query is a quality or test query."""
+    from types import SimpleNamespace
+
+    import yaml
+    from conftest import REPO, SHARED_DATA
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.tasks import SPLITS, has_split, load_split
+    from demoscope.templates import Template
+
+    if not SHARED_DATA.exists():
+        pytest.skip(f"the offline data folder {SHARED_DATA} is not beside this checkout")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["tasks"][task]
+    splits = {s: load_split(config, s, str(SHARED_DATA)) for s in SPLITS if s != "dev" or has_split(config, s, str(SHARED_DATA))}
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    tables = build_prompt_tables(splits, Template.from_config(config.get("template")),
+                                 {**config["sizes"], "probe_queries": 8}, 0, tokenizer)
+    probes = set(tables["probe_queries"]["input"])
+    assert len(probes) == 8
+    for other in ("quality_queries", "test_queries", "candidates"):
+        assert not probes & set(tables[other]["input"])
+
+
+def test_an_oversized_draw_names_its_config_key():
+    from types import SimpleNamespace
+
+    from demoscope.prompts import build_prompt_tables
+    from demoscope.templates import Template
+
+    records = lambda n, name: [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)  # noqa: E731
+                               for i, lab in zip(range(n), ["neg", "pos"] * n)]
+    tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
+    splits = {"train": records(10, "train"), "dev": records(6, "dev"), "test": records(4, "test")}
+    for sizes, message in [
+        ({"candidates": 5000, "quality_queries": 2}, r"tasks.reviews.sizes.candidates \(candidate pool, from train\): asked for 5000 records but only 10"),
+        ({"candidates": 4, "quality_queries": 7}, r"tasks.reviews.sizes.quality_queries \(quality queries, from dev\): asked for 7 records but only 6"),
+        ({"candidates": 4, "quality_queries": 2, "test_queries": 9}, r"tasks.reviews.sizes.test_queries \(test queries, from test\): asked for 9"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build_prompt_tables(splits, Template.from_config(None), sizes, 0, tokenizer, key="tasks.reviews.sizes")

@@ -84,3 +84,31 @@ def test_tables_carry_a_row_marker_that_readers_check(tmp_path):
     (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(TableError, match="unreadable Parquet table"):
         read_table(tmp_path / "cut.parquet")
+
+
+def test_a_float16_store_refuses_values_beyond_its_range(tmp_path):
+    from demoscope.dump import check_range
+
+    block = np.zeros((2, 3, 4), dtype=np.float32)
+    check_range(block, "float16", [5, 9], tmp_path / "s.zarr")
+    block[1, 2, 0] = -70000.0
+    check_range(block, "float32", [5, 9], tmp_path / "s.zarr")  # float32 holds it
+    with pytest.raises(store.StoreError, match=r"beyond float16's range \(65504\) at layer 9: 70000.*compute.store_dtype: float32"):
+        check_range(block, "float16", [5, 9], tmp_path / "s.zarr")
+
+
+def test_a_float16_dump_stops_where_a_layer_overflows_and_leaves_no_finished_store(tiny_llama, tmp_path):
+    import torch
+
+    from demoscope import models
+    from demoscope.dump import dump_activations
+
+    model, tok, _ = models.load(tiny_llama, "cpu", "float32")
+    with torch.no_grad():
+        models.decoder_layers(model)[1].mlp.down_proj.weight.mul_(1e10)  # layer 1's MLP output far beyond 65504
+    texts = ["Review: good film \nSentiment: positive", "Review: dull \nSentiment: negative"]
+    with pytest.raises(store.StoreError, match=r"beyond float16's range \(65504\) at layer 1: "):
+        dump_activations(model, tok, texts, tmp_path / "h.zarr", "mlp_out", "cpu", "float16", layers=[0, 1])
+    assert not (tmp_path / "h.zarr").exists()
+    dump_activations(model, tok, texts, tmp_path / "f.zarr", "mlp_out", "cpu", "float32", layers=[0, 1])
+    assert np.isfinite(store.open_store(tmp_path / "f.zarr").candidate(1, 0)).all()

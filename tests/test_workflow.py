@@ -290,8 +290,14 @@ def test_a_layer_outside_the_model_stops_with_the_key_named(tmp_path, tiny_llama
     workdir = make_workspace(tmp_path, config)
     done = snakemake(workdir, "results/tiny/sst2/sae/pool/causal/mlp_out.zarr", check=False)
     assert done.returncode != 0
-    log = (workdir / "results/logs/dump_sae_pool/tiny/sst2/mlp_out.log").read_text()
-    assert "sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)" in log
+    # build_prompts, the first job that reads the prepared model, stops before any dump, and
+    # the console shows the cause on one line.
+    cause = "demoscope error: ValueError: sae.layers: [5] are outside model 'tiny', which has 3 decoder layers (0..2)"
+    assert cause in done.stderr
+    log = (workdir / "results/logs/build_prompts/tiny/sst2.log").read_text()
+    assert log.splitlines()[-1] == cause
+    assert (workdir / "resources/models/tiny/config.json").exists()
+    assert not (workdir / "results/logs/dump_sae_pool").exists()
 
 
 def test_changing_a_size_reruns_that_task_only(llama_run):
@@ -397,4 +403,5 @@ def test_data_dir_without_the_task_folder_stops_planning(tmp_path, tiny_llama):
     workdir = make_workspace(tmp_path / "ws", tiny_config(tiny_llama, tmp_path / "empty"))
     done = snakemake(workdir, "-n", check=False)
     assert done.returncode != 0
-    assert f"task 'sst2' reads its local source, but no train/dev/test .jsonl files are in {tmp_path / 'empty' / 'sst2'}" in done.stdout + done.stderr
+    folder = tmp_path / "empty" / "sst2"
+    assert f"tasks.sst2.local: the train split's file {folder}/train.<jsonl|json|csv|tsv|parquet|txt> does not exist" in done.stdout + done.stderr

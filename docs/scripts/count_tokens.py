@@ -20,15 +20,16 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import polars as pl
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
 from demoscope import masks  # noqa: E402
 from demoscope.prompts import build_prompt_tables  # noqa: E402
-from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.quality import encode_prompts  # noqa: E402
 from demoscope.sampling import balanced_head  # noqa: E402
-from demoscope.tasks import has_split, load_split  # noqa: E402
+from demoscope.tasks import generation_settings, has_split, load_split  # noqa: E402
 from demoscope.templates import Template  # noqa: E402
 from demoscope.tokens import encode_text  # noqa: E402
 
@@ -54,9 +55,21 @@ class TiktokenAdapter:
                 ranks[base64.b64decode(token)] = int(rank)
         self.encoding = tiktoken.Encoding(name=Path(path).stem, pat_str=QWEN_PATTERN, mergeable_ranks=ranks, special_tokens={})
 
-    def __call__(self, text: str, add_special_tokens: bool = True):
+    is_fast = True  # offsets, for the prompt builder, come from tiktoken's decode_with_offsets
+
+    def __call__(self, text, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 return_special_tokens_mask: bool = False):
         # Qwen2.5 adds no BOS, so special tokens change nothing.
-        return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        if isinstance(text, str):
+            return SimpleNamespace(input_ids=self.encoding.encode_ordinary(text))
+        ids = [self.encoding.encode_ordinary(t) for t in text]
+        out = {"input_ids": ids, "special_tokens_mask": [[0] * len(row) for row in ids]}
+        if return_offsets_mapping:
+            out["offset_mapping"] = []
+            for t, row in zip(text, ids):
+                starts = self.encoding.decode_with_offsets(row)[1]
+                out["offset_mapping"].append(list(zip(starts, starts[1:] + [len(t)])))
+        return out
 
 
 def load_tokenizer(spec: str):
@@ -89,12 +102,12 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
     splits = {s: load_split(task, s, data_dir) for s in ("train", "dev", "test") if has_split(task, s, data_dir)}
     tables = build_prompt_tables(splits, template, task["sizes"], seed, tokenizer)
     demos = tables["candidates"]["demonstration"].to_list()
-    quality = tables["quality_queries"]
-    chosen = balanced_head(quality["label"].to_list(), n_queries)
+    quality, probes = tables["quality_queries"], tables["probe_queries"]
+    chosen = balanced_head(probes["label"].to_list(), n_queries)
     context = {
         "instruction": template.instruction,
         "separator": template.separator,
-        "queries": quality["query"].gather(chosen).to_list(),
+        "queries": probes["query"].gather(chosen).to_list(),
     }
     out = {"candidates": len(demos), "quality_queries": quality.height, "dumps": {}}
     out["mean_demo_tokens"] = sum(len(encode_text(tokenizer, d, first=True)) for d in demos) / len(demos)
@@ -110,9 +123,12 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
         out["dumps"][mask] = {"stored_tokens": stored, "forward_tokens": forward}
     # score_quality: each candidate's prefix once, then every quality query after it, then
     # every option token after the first (the first is predicted by the query's last position).
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [len(encode_text(tokenizer, prefix_text + d, first=True)) for d in demos]
-    q_ids, o_ids = encode_queries(tokenizer, template, quality)
+    generation = task.get("kind") == "generation"
+    if generation:
+        # The gold solution is the one option whose log-prob is scored.
+        quality = quality.with_columns(options=quality["answer"].map_elements(lambda a: [a], return_dtype=pl.List(pl.String)))
+    prefix_ids, q_ids, o_ids = encode_prompts(tokenizer, template, [[d] for d in demos], quality)
+    prefixes = [len(p) for p in prefix_ids]
     n = len(demos)
     out["score"] = {
         "prefix_tokens": sum(prefixes),
@@ -121,7 +137,42 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
         "mean_prefix_tokens": sum(prefixes) / n,
         "mean_query_tokens": sum(len(q) for q in q_ids) / len(q_ids),
     }
+    if generation:
+        # Greedy decoding runs the prefixes and queries once more (the gold solution is scored
+        # in a second pass), then one token per row and step: at most max_new_tokens, about
+        # the gold solution's length when the model stops where the gold does.
+        steps = generation_settings(task)["max_new_tokens"]
+        out["score"]["prefix_tokens"] *= 2
+        out["score"]["query_tokens"] *= 2
+        out["score"]["decode_tokens_max"] = n * len(q_ids) * steps
+        out["score"]["decode_tokens_gold_length"] = n * sum(min(len(o[0]), steps) for o in o_ids)
+        out["score"]["mean_gold_tokens"] = sum(len(o[0]) for o in o_ids) / len(o_ids)
+        # Decoding steps: each batch generate() forms decodes until its last row stops, at
+        # most max_new_tokens steps. The batches are generate()'s own, with the model left out.
+        prefix_ids = [encode_text(tokenizer, prefix_text + d, first=True) for d in demos]
+        out["score"]["decode_batches"] = generation_batches(prefix_ids, q_ids, batch_tokens)
+        out["score"]["decode_steps_max"] = out["score"]["decode_batches"] * steps
     return out
+
+
+def generation_batches(prefixes: list[list[int]], queries: list[list[int]], batch_tokens: int) -> int:
+    """How many batches `generation.generate` decodes for every prefix x query."""
+    from demoscope import generation
+
+    batches = []
+
+    def record(model, tokenizer, row_prefixes, *args):
+        batches.append(len(row_prefixes))
+        return [""] * len(row_prefixes)
+
+    no_model = SimpleNamespace(generation_config=None)
+    no_tokenizer = SimpleNamespace(eos_token_id=None)
+    real, generation._generate_batch = generation._generate_batch, record
+    try:
+        generation.generate(no_model, no_tokenizer, prefixes, queries, None, "cpu", 1, [], batch_tokens, progress=False)
+    finally:
+        generation._generate_batch = real
+    return len(batches)
 
 
 def main() -> None:

@@ -1,8 +1,11 @@
 """Forward hooks that capture a site's output in every decoder layer.
 
 Sites:
-- `mlp_out`: the tensor the MLP block returns (after the down projection,
-  before it is added to the residual stream), the study's signal;
+- `mlp_out`: the MLP block's contribution to the residual stream, the study's signal: the
+  tensor added to the residual stream after the MLP. For Llama, Qwen2, Mistral and the like
+  that is what `layer.mlp` returns (after the down projection). Gemma-2/3 (and OLMo-2) apply
+  `post_feedforward_layernorm` to the MLP's output before the add, so there it is that
+  norm's output: in every family, resid_after = resid_mid + mlp_out.
 - `resid`: the decoder layer's output hidden state, where Sun et al. (2024)
   measured massive activations.
 """
@@ -18,7 +21,9 @@ SITES = ("mlp_out", "resid")
 
 def _site_module(layer, site: str):
     if site == "mlp_out":
-        return layer.mlp
+        # A norm between the MLP and the residual add (Gemma-2/3, OLMo-2): the added tensor is its output.
+        post = getattr(layer, "post_feedforward_layernorm", None)
+        return layer.mlp if post is None else post
     if site == "resid":
         return layer
     raise ValueError(f"unknown site {site!r}; allowed: {list(SITES)}")

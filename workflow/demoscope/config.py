@@ -7,11 +7,14 @@ classification, multiple_choice`) and adds the checks a schema cannot express.
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator
+
+from .records import template_fields
 
 TEMPLATE_FIELDS = {"input", "answer", "answer_prefix"}
 REQUIRED_FIELDS = {"demonstration": {"input", "answer"}, "query": {"input"}}
@@ -58,6 +61,7 @@ def semantic_errors(config: dict) -> list[str]:
     offline = bool(config.get("data_dir"))
     dumps = config.get("dumps") or {}
     n_query = (config.get("query_mask") or {}).get("queries", 4)
+    leaky = (config.get("query_mask") or {}).get("source") == "quality_queries_leaky"
     for name, task in (config.get("tasks") or {}).items():
         if not isinstance(task, dict):
             continue
@@ -84,11 +88,12 @@ def semantic_errors(config: dict) -> list[str]:
             if missing:
                 errors.append(f"tasks.{name}.template.{key}: must contain {', '.join('{' + f + '}' for f in sorted(missing))}")
         errors.extend(_kind_errors(name, task))
+        errors.extend(_source_errors(name, task))
         sizes = task.get("sizes") or {}
-        if "query" in dumps and isinstance(sizes.get("quality_queries"), int) and n_query > sizes["quality_queries"]:
-            errors.append(
-                f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.quality_queries ({sizes['quality_queries']})"
-            )
+        pool_key = "quality_queries" if leaky else "probe_queries"
+        pool = sizes.get(pool_key, None if leaky else 4)
+        if "query" in dumps and isinstance(pool, int) and n_query > pool:
+            errors.append(f"query_mask.queries: {n_query} is larger than tasks.{name}.sizes.{pool_key} ({pool})")
         if "instruction" in dumps and not template.get("instruction"):
             errors.append(f"tasks.{name}.template.instruction: the `instruction` mask in dumps needs an instruction text")
     return errors + sae_errors(config) + selection_errors(config)
@@ -176,6 +181,56 @@ def _kind_errors(name: str, task: dict) -> list[str]:
             errors.append(f"tasks.{name}.{source}.format: {fmt!r} records have no options; use kind `generation`")
     if "generation" in task and kind != "generation":
         errors.append(f"tasks.{name}.generation: only a task of kind `generation` generates (this one is {kind})")
+    return errors
+
+
+def _source_errors(name: str, task: dict) -> list[str]:
+    """A `fields` source names its input template and label words; a `pattern` compiles,
+    has named groups, and those groups are the fields the templates ask for."""
+    errors = []
+    for source in ("local", "hub"):
+        spec = task.get(source)
+        if not isinstance(spec, dict):
+            continue
+        key = f"tasks.{name}.{source}"
+        groups = None
+        if spec.get("pattern") is not None:
+            try:
+                groups = set(re.compile(spec["pattern"]).groupindex)
+            except re.error as err:
+                errors.append(f"{key}.pattern: not a valid regular expression ({err})")
+            else:
+                if not groups:
+                    errors.append(f"{key}.pattern: has no named groups (?P<name>...); they are the fields of each line")
+        if spec.get("format") != "fields":
+            continue
+        if "input" not in spec:
+            errors.append(
+                f"{key}.input: format `fields` needs an input template over the record's fields "
+                f"(e.g. \"Question: {{question}}\")"
+            )
+        else:
+            try:
+                asked = template_fields(spec["input"])
+            except ValueError as err:
+                errors.append(f"{key}.input: not a valid template ({err})")
+                asked = None
+            if asked is not None and not asked:
+                errors.append(f"{key}.input: names no field of the record (e.g. \"Question: {{question}}\")")
+            if asked and groups:
+                for field in sorted(asked - groups):
+                    errors.append(
+                        f"{key}.input: placeholder {{{field}}} is not a group of {key}.pattern "
+                        f"(its groups: {', '.join(sorted(groups))})"
+                    )
+        if "label_words" not in spec:
+            errors.append(
+                f"{key}.label_words: format `fields` needs the label words, the options each query is scored on "
+                f"(a list, indexed by an integer label, or a mapping raw label -> word)"
+            )
+        label = spec.get("label", "label")
+        if groups and label not in groups:
+            errors.append(f"{key}.label: {label!r} is not a group of {key}.pattern (its groups: {', '.join(sorted(groups))})")
     return errors
 
 

@@ -39,7 +39,7 @@ def dump_activations(
     same inputs and settings continues after the last fully written batch.
 
     `context` carries what a strategy needs beyond the texts: `instruction` and
-    `separator` for `instruction`, `queries` and `separator` for `query`.
+    `separator` for `instruction`; `queries`, `instruction` and `separator` for `query`.
     """
     sites = [site] if isinstance(site, str) else list(site)
     out_paths = [out_path] if isinstance(out_path, (str, Path)) else list(out_path)
@@ -95,18 +95,20 @@ def dump_activations(
             cache = None
             if batch.prefix is not None:
                 prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
-                cache = body(**prefix, use_cache=True).past_key_values
+                cache = body(**prefix, use_cache=True).cache
                 cache.batch_repeat_interleave(batch.prefix["repeat"])
             body(
                 input_ids=batch.input_ids.to(device),
                 attention_mask=batch.attention_mask.to(device),
                 position_ids=batch.position_ids.to(device),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=False,
             )
             keep = batch.keep.to(device)
-            blocks = [torch.stack([by_layer[layer][keep] for layer in chosen]) for by_layer in captured.values()]
-            blocks = [block.float().cpu().numpy().astype(store_dtype, copy=False) for block in blocks]
+            blocks = [torch.stack([by_layer[layer][keep] for layer in chosen]).float().cpu().numpy() for by_layer in captured.values()]
+            for block, path in zip(blocks, out_paths):
+                check_range(block, store_dtype, chosen, path)
+            blocks = [block.astype(store_dtype, copy=False) for block in blocks]
             ids = batch.input_ids[batch.keep].numpy().astype(np.int32)
             if pending is not None:
                 pending.result()  # re-raises a failed write here, before more work is queued
@@ -116,6 +118,22 @@ def dump_activations(
             pending.result()
     for path in out_paths:
         store.finalize(path)
+
+
+def check_range(block: np.ndarray, store_dtype: str, layers: list[int], out_path) -> None:
+    """Refuse a value the store's dtype cannot hold: float16 would write it as inf, and every
+    moment and massive-activation feature of its segment would be inf or NaN without a word."""
+    if np.dtype(store_dtype) != np.float16 or block.size == 0:
+        return
+    limit = float(np.finfo(np.float16).max)
+    peaks = np.abs(block).reshape(len(block), -1).max(axis=1)
+    over = np.flatnonzero(peaks > limit)
+    if len(over):
+        where = ", ".join(f"layer {layers[i]}: {peaks[i]:.6g}" for i in over[:5])
+        raise store.StoreError(
+            f"{out_path}: activations beyond float16's range ({limit:.0f}) at {where}; a float16 store would hold "
+            "inf there. Set compute.store_dtype: float32."
+        )
 
 
 def resolve_store_dtype(store_dtype: str, device: str) -> str:

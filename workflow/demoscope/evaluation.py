@@ -17,20 +17,20 @@ import polars as pl
 
 from .answers import exact_match
 from .generation import generate
-from .quality import encode_queries
+from .promptbuilder import render
+from .quality import encode_prompts
 from .scoring import score_options
 from .templates import Template
-from .tokens import encode_text
 
 
 def prefix_text(template: Template, demonstrations: list[str]) -> str:
-    head = template.instruction + template.separator if template.instruction else ""
-    return head + template.separator.join(demonstrations)
+    return render(template, demonstrations)[0]
 
 
-def encode_prefixes(tokenizer, template: Template, candidates: pl.DataFrame, sets: list[list[int]]) -> list[list[int]]:
+def demo_sets(candidates: pl.DataFrame, sets: list[list[int]]) -> list[list[str]]:
+    """The demonstration texts of each set of candidate ids, in prompt order."""
     text = dict(zip(candidates["cand_id"].to_list(), candidates["demonstration"].to_list()))
-    return [encode_text(tokenizer, prefix_text(template, [text[c] for c in ids]), first=True) for ids in sets]
+    return [[text[c] for c in ids] for ids in sets]
 
 
 def score_pairs(
@@ -40,11 +40,11 @@ def score_pairs(
     """`correct`, `gold_logprob` and `predicted` for each (set, query) pair (None: the full
     grid, sets x queries), and `output` (the decoded answer) for generation tasks, which pass
     their decoding settings as `generation` (`tasks.generation_settings`; empty otherwise)."""
-    prefixes = encode_prefixes(tokenizer, template, candidates, sets)
     shape = (len(sets), len(queries)) if pairs is None else (len(pairs),)
     if generation:
-        return _generate_pairs(model, tokenizer, template, prefixes, queries, pairs, device, batch_tokens, generation, shape)
-    q_ids, o_ids = encode_queries(tokenizer, template, queries)
+        return _generate_pairs(model, tokenizer, template, demo_sets(candidates, sets), queries, pairs, device,
+                               batch_tokens, generation, shape)
+    prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets(candidates, sets), queries)
     lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, pairs=pairs)
     lp = lp.reshape(-1, lp.shape[-1])
     query_of = np.tile(np.arange(len(queries)), len(sets)) if pairs is None else np.array([q for _, q in pairs])
@@ -57,10 +57,10 @@ def score_pairs(
     }
 
 
-def _generate_pairs(model, tokenizer, template, prefixes, queries, pairs, device, batch_tokens, generation, shape):
+def _generate_pairs(model, tokenizer, template, texts, queries, pairs, device, batch_tokens, generation, shape):
     """Greedy answers, their exact match with the gold final number, and the gold solution's
     summed log-prob as a continuation (as quality scores a generation task)."""
-    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
+    prefixes, q_ids, gold_ids = encode_prompts(tokenizer, template, texts, queries, answers=True)
     outputs = generate(
         model, tokenizer, prefixes, q_ids, pairs, device, generation["max_new_tokens"], generation["stop"],
         batch_tokens, min_new_tokens=generation.get("min_new_tokens", 0),
@@ -68,7 +68,6 @@ def _generate_pairs(model, tokenizer, template, prefixes, queries, pairs, device
     query_of = np.tile(np.arange(len(queries)), len(prefixes)) if pairs is None else np.array([q for _, q in pairs])
     golds = queries["answer"].to_list()
     correct = np.array([bool(exact_match(text, golds[q])) for text, q in zip(outputs, query_of)])
-    gold_ids = [[encode_text(tokenizer, template.answer_prefix + a, first=False)] for a in golds]
     gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, pairs=pairs)
     return {
         "correct": correct.reshape(shape),

@@ -1,4 +1,13 @@
-"""Per candidate x layer features, streamed from an activation store in bounded blocks."""
+"""Per candidate x layer features, streamed from an activation store in bounded blocks.
+
+With `skip_first_token` the moments (all-token and last-token) leave out each segment's first
+token, under every mask: where a segment starts its sequence (causal, bidirectional, packed)
+that token is the attention sink, whose massive activations otherwise dominate every moment
+(docs/masks.md measures how much), and leaving it out under the other masks too keeps the
+moments of every mask over the same tokens. The massive-activation lens always reads every
+token: the sink is where massive activations live. `n_tokens` counts every token.
+An empty segment (or one left empty) gives NaN features, never a zero or a crash.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +26,21 @@ FEATURES = (
 )
 
 
-def candidate_features(tokens, threshold: float, ratio: float) -> dict:
-    return {"n_tokens": len(tokens), **token_moments(tokens), **massive_features(tokens, threshold, ratio)}
+def candidate_features(tokens, threshold: float, ratio: float, skip_first_token: bool = False) -> dict:
+    return {
+        "n_tokens": len(tokens),
+        **token_moments(tokens[1:] if skip_first_token else tokens),
+        **massive_features(tokens, threshold, ratio),
+    }
 
 
 def compute_features(
-    store: ActivationStore, threshold: float = 100.0, ratio: float = 1000.0, block_tokens: int = 8192
+    store: ActivationStore, threshold: float = 100.0, ratio: float = 1000.0, block_tokens: int = 8192,
+    skip_first_token: bool = False,
 ) -> pl.DataFrame:
     """Read one layer block at a time (never the whole store) and describe each segment in it.
 
-    A store with several segments per candidate (the `query` mask: one per quality
+    A store with several segments per candidate (the `query` mask: one per probe
     query) is averaged over each candidate's segments.
     """
     offsets = store.offsets
@@ -38,7 +52,7 @@ def compute_features(
             base = offsets[first]
             for seg in range(first, last):
                 tokens = block[offsets[seg] - base : offsets[seg + 1] - base]
-                rows.append({"cand_id": seg // per_candidate, "layer": layer, **candidate_features(tokens, threshold, ratio)})
+                rows.append({"cand_id": seg // per_candidate, "layer": layer, **candidate_features(tokens, threshold, ratio, skip_first_token)})
     frame = pl.DataFrame(rows, schema_overrides={"massive_dims": pl.List(pl.Int64)})
     if per_candidate > 1:
         frame = average_segments(frame)

@@ -58,8 +58,9 @@ def generate(
     with the first stop string and everything after it removed (and no end-of-sequence token).
 
     `pairs=None` is the full grid, row-major: prefix 0 with every query, then prefix 1, ...
-    Prefixes are encoded with `encode_text(..., first=True)`, queries (separator + query text)
-    with `first=False`; a prefix may be empty, a query may not. A batch holds as many rows as
+    Prefixes (with special tokens) and queries (separator + query text) are the prompt
+    builder's cut of each prompt's single tokenisation (`promptbuilder.encode_for_scoring`);
+    a prefix may be empty, a query may not. A batch holds as many rows as
     fit `batch_tokens` counted as the padded tokens
     of its prompt forward: distinct prefixes x longest prefix + rows x longest query, since a
     prefix runs once and its cache is copied to its rows; decoding then adds at most
@@ -119,7 +120,7 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
         cache = backbone(model)(
             input_ids=p_ids.to(device), attention_mask=p_mask.to(device), position_ids=p_pos.to(device), use_cache=True
-        ).past_key_values
+        ).cache
         cache.batch_select_indices(which.to(device))  # each row gets its prefix's keys and values
         mask = p_mask[which]
     else:  # no prefix has a token: the queries start the sequences
@@ -130,9 +131,9 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
     mask = torch.cat([mask, q_mask], dim=1).to(device)
     out = model(
         input_ids=q_ids.to(device), attention_mask=mask, position_ids=pos.to(device),
-        past_key_values=cache, use_cache=True, logits_to_keep=1,
+        cache=cache, use_cache=True, logits_to_keep=1,
     )
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    cache, logits = out.cache, out.logits[:, -1]
     next_pos = (p_len + q_mask.sum(-1)).to(device)
     generated: list[list[int]] = [[] for _ in range(n)]
     active = list(range(n))  # batch row -> row of this call
@@ -160,7 +161,7 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
         mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
         logits = model(
             input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
+            cache=cache, use_cache=True, logits_to_keep=1,
         ).logits[:, -1]
         next_pos = next_pos + 1
     return [cut_at_stop(decode(tokenizer, ids), stop) for ids in generated]

@@ -65,8 +65,17 @@ def meter(model, body=None, stream=None, at_exit: bool = True) -> dict:
     body.register_forward_pre_hook(hook, with_kwargs=True)
 
     if at_exit:
-        atexit.register(lambda: print(forwarded_line(counts), file=stream or sys.stderr, flush=True))
+        atexit.register(_log_forwarded, counts, stream)
     return counts
+
+
+def _log_forwarded(counts: dict, stream=None) -> None:
+    """At exit, the tokens line; not when the job dies of an uncaught exception, whose one-line
+    cause (scripts/checkout.py) must stay the log's last line. A failed job has no benchmark
+    file, so benchmarks/jobs.py never reads its tokens."""
+    if getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None) is not None:
+        return
+    print(forwarded_line(counts), file=stream or sys.stderr, flush=True)
 
 
 def forwarded_line(counts: dict) -> str:

@@ -5,13 +5,18 @@ batch belong to the store, in store order. See docs/masks.md for the definitions
 diagrams.
 
 - causal:        the demonstration alone, ordinary causal attention.
-- instruction:   the task instruction, then the demonstration, causal; only the
+- instruction:   the task instruction, its separator, then the demonstration, causal, rendered
+                 and tokenised as one text (the scored 1-shot prompt's prefix); only the
                  demonstration's tokens are kept.
 - bidirectional: the demonstration alone, every token attending to every other.
 - packed:        several demonstrations in one row, block-diagonal causal mask, positions
                  restarting per demonstration; equals causal, without padding.
-- query:         [demonstration; query] for Q fixed quality queries; only the query's
-                 tokens are kept (the only ones that see the demonstration).
+- query:         [instruction; demonstration; query] for Q fixed probe queries (never the
+                 quality queries, unless a user opts in); only the query's own tokens are
+                 kept (the only ones that see the demonstration).
+
+Every strategy that places the demonstration inside a prompt takes its token ids and spans
+from `promptbuilder.PromptBuilder`, the builder quality scoring uses.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .promptbuilder import PromptBuilder, PromptError
+from .templates import Template
 from .tokens import encode_text, pad_batch
 
 MASKS = ("causal", "instruction", "bidirectional", "packed", "query")
@@ -62,13 +69,15 @@ def budget_groups(sizes: list[int], batch_tokens: int, padded: bool = True) -> l
     return groups
 
 
-def _padded_batches(seqs: list[list[int]], pad: int, batch_tokens: int, keep_from: list[int] | None = None):
+def _padded_batches(seqs: list[list[int]], pad: int, batch_tokens: int, spans: list[tuple[int, int]] | None = None):
+    """Right-padded batches; `spans` (start, stop) per sequence limits the kept positions."""
     for first, last in budget_groups([len(s) for s in seqs], batch_tokens):
         ids, mask = pad_batch(seqs[first:last], pad, left=False)
         keep = mask.bool().clone()
-        if keep_from is not None:
-            for row, start in enumerate(keep_from[first:last]):
+        if spans is not None:
+            for row, (start, stop) in enumerate(spans[first:last]):
                 keep[row, :start] = False
+                keep[row, stop:] = False
         yield first, last, ids, mask, keep
 
 
@@ -82,13 +91,16 @@ def plan_causal(demos: list[str], tokenizer, batch_tokens: int, **_) -> Plan:
 
 
 def plan_instruction(demos: list[str], tokenizer, batch_tokens: int, instruction: str, separator: str, **_) -> Plan:
+    """Each demonstration in the prefix of its scored 1-shot prompt (instruction, separator,
+    demonstration, tokenised as one text); the stored tokens are the demonstration's span."""
     if not instruction:
         raise ValueError("the `instruction` mask needs the task's template.instruction text")
-    head = encode_text(tokenizer, instruction + separator, first=True)
-    own = [encode_text(tokenizer, d, first=False) for d in demos]
-    seqs = [head + o for o in own]
-    plan = Plan(segments=own)
-    for first, last, ids, mask, keep in _padded_batches(seqs, tokenizer.pad_token_id, batch_tokens, [len(head)] * len(seqs)):
+    builder = PromptBuilder(tokenizer, Template.from_config({"instruction": instruction, "separator": separator}))
+    prompts = builder.build_many([([d], None, None) for d in demos])
+    seqs = [p.ids for p in prompts]
+    spans = [p.span("demonstration") for p in prompts]
+    plan = Plan(segments=[p.tokens("demonstration") for p in prompts])
+    for first, last, ids, mask, keep in _padded_batches(seqs, tokenizer.pad_token_id, batch_tokens, spans):
         pos = torch.arange(ids.shape[1]).expand_as(ids)
         plan.batches.append(Batch(first, last, ids, mask, pos, keep))
     return plan
@@ -130,14 +142,23 @@ def plan_packed(demos: list[str], tokenizer, batch_tokens: int, dtype: torch.dty
     return plan
 
 
-def plan_query(demos: list[str], tokenizer, batch_tokens: int, queries: list[str], separator: str, **_) -> Plan:
-    """Segments are candidate-major: candidate i's Q query segments are i*Q .. i*Q+Q-1."""
+def plan_query(
+    demos: list[str], tokenizer, batch_tokens: int, queries: list[str], separator: str, instruction: str = "", **_
+) -> Plan:
+    """The 1-shot prompt [instruction; separator; demonstration; separator; query] of every
+    candidate and probe query, split by the prompt builder into the prefix (run once per
+    candidate, its KV cache repeated) and the continuation; only the query's own tokens are
+    stored (not the separator before it). Segments are candidate-major: candidate i's Q
+    query segments are i*Q .. i*Q+Q-1."""
     if not queries:
-        raise ValueError("the `query` mask needs at least one quality query")
-    prefixes = [encode_text(tokenizer, d, first=True) for d in demos]
-    q_ids = [encode_text(tokenizer, separator + q, first=False) for q in queries]
+        raise ValueError("the `query` mask needs at least one probe query")
+    builder = PromptBuilder(tokenizer, Template.from_config({"instruction": instruction, "separator": separator}))
+    try:
+        prefixes, q_ids, q_starts = builder.split([[d] for d in demos], queries)
+    except PromptError as err:
+        raise ValueError(f"the `query` mask: {err}") from err
     n_q = len(q_ids)
-    plan = Plan(segments=[q for _ in prefixes for q in q_ids], segments_per_candidate=n_q)
+    plan = Plan(segments=[q[s:] for _ in prefixes for q, s in zip(q_ids, q_starts)], segments_per_candidate=n_q)
     q_width = max(len(q) for q in q_ids)
     per_candidate = n_q * (max(len(p) for p in prefixes) + q_width)
     group = max(1, batch_tokens // per_candidate)
@@ -147,11 +168,14 @@ def plan_query(demos: list[str], tokenizer, batch_tokens: int, queries: list[str
         p_ids, p_mask = pad_batch(prefixes[first:last], pad, left=True)
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
         ids, q_mask = pad_batch(q_ids, pad, left=False)
+        keep = q_mask.bool().clone()
+        for row, start in enumerate(q_starts):
+            keep[row, :start] = False  # the separator before the query is not stored
         n_p = last - first
         full = torch.cat([p_mask.repeat_interleave(n_q, 0), q_mask.repeat(n_p, 1)], dim=1)
         pos = p_mask.sum(-1).repeat_interleave(n_q)[:, None] + torch.arange(ids.shape[1])[None]
         plan.batches.append(
-            Batch(first * n_q, last * n_q, ids.repeat(n_p, 1), full, pos, q_mask.bool().repeat(n_p, 1),
+            Batch(first * n_q, last * n_q, ids.repeat(n_p, 1), full, pos, keep.repeat(n_p, 1),
                   prefix={"input_ids": p_ids, "attention_mask": p_mask, "position_ids": p_pos, "repeat": n_q})
         )
     return plan

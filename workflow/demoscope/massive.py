@@ -16,6 +16,9 @@ def massive_features(tokens: np.ndarray, threshold: float = 100.0, ratio: float 
     """Top-1/2/3 magnitudes, their ratio to the median, massive count, and where they sit."""
     magnitude = np.abs(np.asarray(tokens, dtype=np.float64))
     flat = magnitude.ravel()
+    if flat.size == 0:  # an empty segment: nothing to describe, and no zero pretending otherwise
+        return {**dict.fromkeys(("top1", "top2", "top3", "median_abs", "top1_ratio"), float("nan")),
+                "massive_count": float("nan"), "top1_dim": -1, "massive_dims": []}
     k = min(3, flat.size)
     top = np.sort(np.partition(flat, flat.size - k)[flat.size - k :])[::-1]
     top = np.concatenate([top, np.full(3 - k, np.nan)])
@@ -28,7 +31,7 @@ def massive_features(tokens: np.ndarray, threshold: float = 100.0, ratio: float 
         "top3": float(top[2]),
         "median_abs": median,
         "top1_ratio": float(top[0] / median) if median > 0 else float("nan"),
-        "massive_count": int(is_massive.sum()),
+        "massive_count": float(is_massive.sum()),  # float: NaN where a segment is empty
         "top1_dim": int(np.unravel_index(np.argmax(magnitude), magnitude.shape)[-1]),
         "massive_dims": dims.astype(int).tolist(),
     }

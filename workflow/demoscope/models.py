@@ -102,6 +102,8 @@ def prepare(source: str, out_dir: str | Path, revision: str | None = None) -> No
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind, location = describe_source(source)
+    if kind == "hub":
+        check_hub_source(source, revision)
     try:
         if kind in ("embedded", "gguf"):
             model, tokenizer = _load_gguf(Path(location), torch.float32)
@@ -125,6 +127,70 @@ def prepare(source: str, out_dir: str | Path, revision: str | None = None) -> No
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
+
+
+# Seconds the one look-up of a hub id may take before the hub counts as unreachable.
+HUB_PROBE_TIMEOUT = 10
+
+
+def check_hub_source(source: str, revision: str | None = None) -> None:
+    """A source that is no local path is read as a hub id; settle at once whether the hub
+    has it, so a mistyped relative path fails in seconds naming both readings rather than
+    after transformers' minute of download retries."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import validate_repo_id
+
+    as_path = (
+        f"not a local path ({Path(source).absolute()} does not exist; relative paths are taken "
+        f"from the directory Snakemake runs in)"
+    )
+    try:
+        validate_repo_id(source)
+    except HFValidationError as err:
+        raise ModelLoadError(f"model source {source!r}: {as_path}, and not a valid Hugging Face model id ({err})") from None
+    cached = huggingface_hub.try_to_load_from_cache(source, "config.json", revision=revision)
+    if isinstance(cached, str):
+        return
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE"):
+        raise ModelLoadError(
+            f"model source {source!r}: {as_path}, and as a Hugging Face model id it is not in the local "
+            f"cache, which is all the hub offers with HF_HUB_OFFLINE set"
+        )
+    try:
+        huggingface_hub.HfApi().model_info(source, revision=revision, timeout=HUB_PROBE_TIMEOUT)
+    except GatedRepoError:
+        return  # it exists; loading it will say what access it needs
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise ModelLoadError(
+            f"model source {source!r}: {as_path}, and the Hugging Face hub has no such model"
+            f"{f' at revision {revision!r}' if revision else ''} (or it is private: log in with `hf auth login`)"
+            f" ({type(err).__name__})"
+        ) from None
+    except Exception as err:  # the HTTP client's connection errors and timeouts have no common base here
+        raise ModelLoadError(
+            f"model source {source!r}: {as_path}, and the Hugging Face hub ({constants.ENDPOINT}) is "
+            f"unreachable to look it up as a model id ({type(err).__name__}: {err})"
+        ) from None
+
+
+def depth(model_dir: str | Path) -> int:
+    """Decoder layers of a prepared model, from its config.json alone (a multimodal config's
+    text model, as Gemma-3's)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(text.num_hidden_layers)
+
+
+def check_layers(layers, model_dir: str | Path, key: str, model: str) -> None:
+    """Every layer in `layers` (the config key `key`) is a decoder layer of the model."""
+    n = depth(model_dir)
+    outside = [layer for layer in layers if not 0 <= layer < n]
+    if outside:
+        raise ValueError(f"{key}: {outside} are outside model '{model}', which has {n} decoder layers (0..{n - 1})")
 
 
 def resolve_device(device: str = "auto") -> str:

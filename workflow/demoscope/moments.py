@@ -28,7 +28,7 @@ def moments(values: np.ndarray) -> dict[str, float]:
 
 
 def token_moments(tokens: np.ndarray) -> dict[str, float]:
-    """Moments over all tokens x dims, and over the last token's dims alone."""
+    """Moments over all tokens x dims, and over the last token's dims alone; NaN for no tokens."""
     whole = moments(tokens)
-    last = moments(tokens[-1])
+    last = moments(tokens[-1]) if len(tokens) else dict.fromkeys(MOMENTS, float("nan"))
     return {**whole, **{f"last_{k}": v for k, v in last.items()}}

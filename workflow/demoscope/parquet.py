@@ -27,8 +27,10 @@ def _atomic(path: str | Path, write) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(frame: pl.DataFrame, path: str | Path) -> None:
-    _atomic(path, lambda tmp: frame.write_parquet(tmp, statistics=False, metadata={ROWS_KEY: str(frame.height)}))
+def write_parquet(frame: pl.DataFrame, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """`metadata`: extra footer entries (strings), e.g. a setting the table was computed under."""
+    footer = {**(metadata or {}), ROWS_KEY: str(frame.height)}
+    _atomic(path, lambda tmp: frame.write_parquet(tmp, statistics=False, metadata=footer))
 
 
 def write_csv(frame: pl.DataFrame, path: str | Path) -> None:

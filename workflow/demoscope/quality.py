@@ -17,23 +17,19 @@ import polars as pl
 from .answers import exact_match, extract_number, gold_number
 from .generation import generate
 from .scoring import score_options
+from .promptbuilder import encode_for_scoring
 from .templates import Template
-from .tokens import encode_text
 
 QUALITY_METRICS = ("accuracy", "gold_logprob", "accuracy_norm", "gold_logprob_norm")
 
 
-def encode_queries(tokenizer, template: Template, queries: pl.DataFrame) -> tuple[list, list]:
-    """Token ids of separator+query and of each answer_prefix+option, per query."""
-    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
-    o_ids = [
-        [encode_text(tokenizer, template.answer_prefix + o, first=False) for o in opts]
-        for opts in queries["options"].to_list()
-    ]
-    for q, opts in enumerate(o_ids):
-        if any(len(o) == 0 for o in opts):
-            raise ValueError(f"quality query {q}: an option encodes to no tokens")
-    return q_ids, o_ids
+def encode_prompts(tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame,
+                   answers: bool = False) -> tuple[list, list, list]:
+    """Prefix ids per set of demonstrations, separator+query ids per query, and each query's
+    answer_prefix+option ids (with `answers`, the gold answer as the only option), cut from
+    each prompt's single tokenisation by the prompt builder."""
+    options = [[a] for a in queries["answer"].to_list()] if answers else queries["options"].to_list()
+    return encode_for_scoring(tokenizer, template, demo_sets, queries["query"].to_list(), options)
 
 
 def summarise(option_lp: np.ndarray, option_len: np.ndarray, gold: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,14 +62,13 @@ def score_quality(
     `kind` is the task's; a `generation` task needs `generation` = {max_new_tokens, stop} and
     may set min_new_tokens (`tasks.generation_settings`).
     """
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [encode_text(tokenizer, prefix_text + d, first=True) for d in candidates["demonstration"]]
+    demo_sets = [[d] for d in candidates["demonstration"]]
     if kind == "generation":
-        metrics = generation_metrics(model, tokenizer, template, prefixes, queries, device, batch_tokens,
+        metrics = generation_metrics(model, tokenizer, template, demo_sets, queries, device, batch_tokens,
                                      generation["max_new_tokens"], generation["stop"], progress,
                                      generation.get("min_new_tokens", 0))
     else:
-        q_ids, o_ids = encode_queries(tokenizer, template, queries)
+        prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, queries)
         option_lp = score_options(model, prefixes, q_ids, o_ids, device, tokenizer.pad_token_id, batch_tokens, progress)
         metrics = summarise(option_lp, option_lengths(o_ids, option_lp.shape[-1]), queries["gold_index"].to_numpy())
     return pl.DataFrame(
@@ -87,7 +82,7 @@ def score_quality(
 
 
 def generation_metrics(
-    model, tokenizer, template: Template, prefixes: list[list[int]], queries: pl.DataFrame, device: str,
+    model, tokenizer, template: Template, demo_sets: list[list[str]], queries: pl.DataFrame, device: str,
     batch_tokens: int, max_new_tokens: int, stop: list[str], progress: bool = True, min_new_tokens: int = 0,
 ) -> dict[str, np.ndarray]:
     """Per-prefix metrics of a generation task.
@@ -97,14 +92,13 @@ def generation_metrics(
     `gold_logprob`: summed log-prob of the whole gold solution (answer_prefix + worked answer)
     as a continuation, scored like an option; `gold_logprob_norm`: per token.
     """
-    q_ids = [encode_text(tokenizer, template.separator + q, first=False) for q in queries["query"]]
+    prefixes, q_ids, gold_ids = encode_prompts(tokenizer, template, demo_sets, queries, answers=True)
     outputs = generate(model, tokenizer, prefixes, q_ids, None, device, max_new_tokens, stop, batch_tokens, progress,
                        min_new_tokens)
     golds = queries["answer"].to_list()
     correct = np.array([exact_match(text, golds[i % len(golds)]) for i, text in enumerate(outputs)], dtype=float)
     correct = correct.reshape(len(prefixes), len(golds))
     report_outputs(outputs, golds)
-    gold_ids = [[encode_text(tokenizer, template.answer_prefix + a, first=False)] for a in golds]
     gold_lp = score_options(model, prefixes, q_ids, gold_ids, device, tokenizer.pad_token_id, batch_tokens, progress)[..., 0]
     lengths = np.array([len(g[0]) for g in gold_ids], dtype=float)
     return {

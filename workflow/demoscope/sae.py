@@ -125,7 +125,8 @@ class SparseDecode(torch.autograd.Function):
         grad_weight = None
         if ctx.needs_input_grad[2]:
             dense = torch.zeros(len(values), len(weight), dtype=values.dtype, device=values.device)
-            grad_weight = dense.scatter_(1, indices, values).T @ grad
+            # scatter_add_: a latent listed twice in a row (never by TopK, possibly by a caller) counts twice.
+            grad_weight = dense.scatter_add_(1, indices, values).T @ grad
         return grad_values, None, grad_weight
 
 
@@ -324,10 +325,14 @@ def moments(array, layer: int, first: int, last: int, skip=None, block_tokens: i
 def evaluate(
     sae: TopKSAE, array, layer: int, first: int, last: int, skip=None, device: str = "cpu", block_tokens: int = 4096
 ) -> dict:
-    """Explained variance 1 - sum|x - x_hat|^2 / sum|x - mean|^2 (mean: the SAE's training
-    mean), mean L0 (latents > 0 per token), and which latents fired at all, over tokens
-    first..last-1."""
-    error = baseline = active = 0.0
+    """Over tokens first..last-1: explained variance 1 - sum|x - x_hat|^2 / sum|x - m|^2 with m
+    these tokens' own mean (so a held-out set is not credited for the distance between its
+    mean and the training mean), the same against the SAE's training mean
+    (`explained_variance_training_mean`), mean L0 (latents > 0 per token), and which latents
+    fired at all."""
+    error = about_training = square = 0.0
+    total = torch.zeros(sae.d_in, dtype=torch.float64, device=device)
+    active = 0.0
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=device)
     n = 0
     for block in token_blocks(array, layer, first, last, block_tokens, skip):
@@ -335,13 +340,18 @@ def evaluate(
         values, indices = sae.encode(x)
         x_hat = sae.decode(values, indices)
         error += float((x - x_hat).double().pow(2).sum())
-        baseline += float((x - sae.mean).double().pow(2).sum())
+        about_training += float((x - sae.mean).double().pow(2).sum())
+        # sum|x - m|^2 = sum|x - c|^2 - n|m - c|^2 for any c; c = the training mean keeps it stable.
+        total += (x - sae.mean).double().sum(dim=0)
         on = values > 0
         active += float(on.sum())
         fired[indices[on]] = True
         n += len(x)
+    baseline = about_training - float(total.pow(2).sum()) / n if n else 0.0
     nmse = error / baseline if baseline > 0 else float("nan")
-    return {"tokens": n, "nmse": nmse, "explained_variance": 1 - nmse, "l0": active / max(n, 1), "fired": fired.cpu()}
+    nmse_training = error / about_training if about_training > 0 else float("nan")
+    return {"tokens": n, "nmse": nmse, "explained_variance": 1 - nmse,
+            "explained_variance_training_mean": 1 - nmse_training, "l0": active / max(n, 1), "fired": fired.cpu()}
 
 
 def fingerprint(settings: dict) -> str:
@@ -476,7 +486,9 @@ def train_sae(
                     "step": step,
                     "nmse": float(mse / variance),
                     "aux": float(aux),
+                    # Dead during training: no firing over the last `dead_after` tokens (one epoch).
                     "dead_fraction": float((since_fired >= dead_after).float().mean()),
+                    "dead_after_tokens": dead_after,
                 }
                 curve.append(point)
                 log(f"step {step}: batch nmse {point['nmse']:.4f}, aux {point['aux']:.4f}, dead {point['dead_fraction']:.3f}")
@@ -497,12 +509,16 @@ def train_sae(
         "held_out_tokens": held["tokens"],
         "tokens_seen": steps * batch_tokens,
         "seconds": seconds,
+        # Against the held-out tokens' own mean; `_training_mean`: against the training mean.
         "held_out_explained_variance": held["explained_variance"],
+        "held_out_explained_variance_training_mean": held["explained_variance_training_mean"],
         "held_out_nmse": held["nmse"],
         "held_out_l0": held["l0"],
         "train_explained_variance": train["explained_variance"],
-        # Latents that fire on no training token once training is done.
+        # Latents that fire on none of the `dead_fraction_tokens` training tokens (every one,
+        # first tokens left out under skip_first) once training is done.
         "dead_fraction": float(1 - train["fired"].float().mean()),
+        "dead_fraction_tokens": train["tokens"],
         "curve": curve,
     }
     log(

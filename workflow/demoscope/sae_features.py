@@ -13,7 +13,7 @@ non-zero) and x_hat_t its reconstruction:
 - `sae_top_ids`, `sae_top_values`: the `top` latents with the largest mean activation, and
   those means (descriptive; not correlated).
 
-A store with several segments per candidate (the `query` mask: one per quality query) gets
+A store with several segments per candidate (the `query` mask: one per probe query) gets
 these per segment, the task vector over all segments, and the numeric features averaged over a
 candidate's segments; its top latents are those of the mean over its segments.
 """
@@ -128,8 +128,15 @@ def sae_features(
         frame = pl.DataFrame({"cand_id": cand_ids, **features}).group_by("cand_id").agg(
             *[pl.col(name).mean() for name in SAE_FEATURES]
         )
-        candidate_vectors = np.nan_to_num(vectors.reshape(n_candidates, per_candidate, -1).mean(axis=1))
+        # Mean over a candidate's segments that have tokens; a candidate with none has no
+        # latents at all (NaN features, no top latents), never latents 0..k-1 at 0.
+        grouped = vectors.reshape(n_candidates, per_candidate, -1)
+        present = ~np.isnan(grouped[..., 0])
+        counts = present.sum(axis=1)
+        candidate_vectors = np.where(present[..., None], grouped, 0.0).sum(axis=1) / np.maximum(counts, 1)[:, None]
         ids, values = top_latents(candidate_vectors, top)
+        ids = [row if n else [] for row, n in zip(ids, counts)]
+        values = [row if n else [] for row, n in zip(values, counts)]
         frame = frame.sort("cand_id").with_columns(
             pl.lit(layer).alias("layer"),
             pl.Series("sae_top_ids", ids, dtype=pl.List(pl.Int64)),
@@ -145,6 +152,8 @@ def sae_features(
                 "k": saes[layer].k,
                 "held_out_explained_variance": float(metrics.get("held_out_explained_variance", np.nan)),
                 "train_dead_fraction": float(metrics.get("dead_fraction", np.nan)),
+                # The training tokens that dead fraction was counted over (NaN: not recorded).
+                "train_dead_tokens": float(metrics.get("dead_fraction_tokens", np.nan)),
                 "store_explained_variance": summary["explained_variance"],
                 "store_l0": summary["l0"],
                 "store_dead_fraction": summary["dead_fraction"],

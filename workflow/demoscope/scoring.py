@@ -76,7 +76,7 @@ def score_options(
             part = rows[c : c + chunk]
             q_idx = [pairs[row][1] for _, row in part]
             scores = _score_rows(
-                model, body, p_out.past_key_values, p_mask, [local for local, _ in part],
+                model, body, p_out.cache, p_mask, [local for local, _ in part],
                 [queries[q] for q in q_idx], [options[q] for q in q_idx], n_opts, multi_token, device, pad_id,
             )
             out[[row for _, row in part]] = scores
@@ -99,7 +99,7 @@ def _score_rows(model, body, prefix_cache, p_mask, prefix_rows, queries, options
         input_ids=q_ids.to(device),
         attention_mask=mask.to(device),
         position_ids=pos.to(device),
-        past_key_values=cache,
+        cache=cache,
         use_cache=multi_token,
     )
     q_len = q_mask.sum(-1)
@@ -108,7 +108,7 @@ def _score_rows(model, body, prefix_cache, p_mask, prefix_rows, queries, options
     first_tok = torch.tensor([[opts[k][0] if k < len(opts) else 0 for k in range(n_opts)] for opts in options])
     scores = _log_probs(model, last).cpu().gather(1, first_tok)  # (rows, n_opts)
     if multi_token:
-        scores += _tail_scores(model, body, q_out.past_key_values, mask, p_len + q_len, options, n_opts, device, pad_id)
+        scores += _tail_scores(model, body, q_out.cache, mask, p_len + q_len, options, n_opts, device, pad_id)
     scores[~present] = float("nan")
     return scores.double().numpy()
 
@@ -125,7 +125,7 @@ def _tail_scores(model, body, cache, mask, lengths, row_opts, n_opts, device, pa
         input_ids=o_ids.to(device),
         attention_mask=full_mask.to(device),
         position_ids=o_pos.to(device),
-        past_key_values=cache,
+        cache=cache,
         use_cache=False,
     ).last_hidden_state
     real = o_mask.bool()

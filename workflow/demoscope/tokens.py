@@ -1,7 +1,10 @@
-"""One tokenisation rule for every stage, so dumped tokens and scored prompts agree.
+"""Tokenisation of a text that stands alone, and padding.
 
-The first segment of a sequence gets the tokenizer's special tokens (a BOS
-where the model uses one); later segments are appended without them.
+`encode_text` serves texts that are a whole sequence (a demonstration under the
+`causal`, `bidirectional` and `packed` masks, a token count): the first segment of a
+sequence gets the tokenizer's special tokens (a BOS where the model uses one). Anything
+that places text inside a prompt goes through `promptbuilder`, which tokenises the
+prompt as one text, so dumped tokens and scored prompts agree.
 """
 
 from __future__ import annotations

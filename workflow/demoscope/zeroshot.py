@@ -18,9 +18,10 @@ import torch
 
 from .embeddings import candidate_texts
 from .models import backbone
+from .promptbuilder import PromptBuilder
 from .scoring import score_options
 from .templates import Template
-from .tokens import encode_text, length_batches, pad_batch
+from .tokens import length_batches, pad_batch
 
 
 def option_entropy(option_lp: np.ndarray) -> np.ndarray:
@@ -34,8 +35,8 @@ def option_entropy(option_lp: np.ndarray) -> np.ndarray:
 
 
 def zero_shot_prompts(tokenizer, template: Template, candidates: pl.DataFrame) -> list[list[int]]:
-    head = template.instruction + template.separator if template.instruction else ""
-    prompts = [encode_text(tokenizer, head + text, first=True) for text in candidate_texts(template, candidates)]
+    builder = PromptBuilder(tokenizer, template)
+    prompts = [p.ids for p in builder.build_many([([], text, None) for text in candidate_texts(template, candidates)])]
     if any(len(p) < 2 for p in prompts):
         raise ValueError("zero-shot: a candidate's prompt has fewer than two tokens")
     return prompts
@@ -66,10 +67,9 @@ def zero_shot_uncertainty(
         n_options = np.zeros(len(prompts), dtype=np.int64)
         uncertainty = entropy
     else:
-        options = [
-            [encode_text(tokenizer, template.answer_prefix + o, first=False) for o in opts]
-            for opts in candidates["options"].to_list()
-        ]
+        options = PromptBuilder(tokenizer, template).options(
+            candidate_texts(template, candidates), candidates["options"].to_list(), what="candidate"
+        )
         # Prompt minus its last token is the "prefix", the last token the "query": the model
         # reads exactly the prompt's tokens, and each candidate is one (prefix, query) pair.
         lp = score_options(

@@ -47,6 +47,8 @@ for dump_rule, (dump_sites, dump_masks) in DUMP_RULES.items():
                 "masks",
                 "tokens",
                 "sampling",
+                "promptbuilder",
+                "templates",
             ),
         script:
             "../scripts/dump_activations.py"

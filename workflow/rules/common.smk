@@ -10,7 +10,7 @@ from snakemake.utils import validate
 # so the code hashes below describe the code that runs.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from demoscope.config import check_config
+from demoscope.config import ConfigError, check_config
 
 # Our check names the key and its allowed values; Snakemake's validate then fills defaults.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -19,7 +19,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 from demoscope.codehash import code_hash
 from demoscope.lenses import SAE_FEATURES
 from demoscope.strategies import instances
-from demoscope.tasks import generation_settings, local_files
+from demoscope.tasks import generation_settings, local_files, source_errors
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
@@ -45,12 +45,15 @@ LENS_TABLES = {
 }
 
 if DATA_DIR:
-    for name in TASKS:
-        if not local_files(config["tasks"][name], DATA_DIR):
-            raise WorkflowError(
-                f"data_dir={DATA_DIR}: task '{name}' reads its local source, but no "
-                f"train/dev/test .jsonl files are in {Path(DATA_DIR) / config['tasks'][name]['local']['dir']}"
-            )
+    # Each local source against its files (one per split, not empty, the fields its
+    # templates name), before any job.
+    SOURCE_ERRORS = [
+        error
+        for name in TASKS
+        for error in source_errors(name, config["tasks"][name], DATA_DIR)
+    ]
+    if SOURCE_ERRORS:
+        raise ConfigError(f"data_dir={DATA_DIR}:\n  " + "\n  ".join(SOURCE_ERRORS))
 
 
 wildcard_constraints:
@@ -102,10 +105,16 @@ def task_data(wildcards):
 
 
 def mask_inputs(wildcards):
-    """The query strategy reads the quality queries; the others read only the candidates."""
+    """The query strategy reads the probe queries (the quality queries only where
+    query_mask.source opts in to the leak); the others read only the candidates."""
     if wildcards.mask == "query":
+        table = (
+            "quality_queries"
+            if config["query_mask"]["source"] == "quality_queries_leaky"
+            else "probe_queries"
+        )
         return {
-            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/quality_queries.parquet"
+            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
         }
     return {}
 
@@ -120,7 +129,12 @@ def mask_context(wildcards):
         )
     if wildcards.mask == "query":
         return canonical(
-            {"n_queries": config["query_mask"]["queries"], "separator": separator}
+            {
+                "n_queries": config["query_mask"]["queries"],
+                "source": config["query_mask"]["source"],
+                "instruction": template.get("instruction", ""),
+                "separator": separator,
+            }
         )
     return {}
 

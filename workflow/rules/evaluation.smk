@@ -50,6 +50,7 @@ if EVALUATED:
                 "quality",
                 "templates",
                 "tokens",
+                "promptbuilder",
             ),
         script:
             "../scripts/evaluate.py"
@@ -94,6 +95,7 @@ rule task_sets:
             "quality",
             "templates",
             "tokens",
+            "promptbuilder",
         ),
     script:
         "../scripts/task_sets.py"

@@ -12,6 +12,7 @@ rule compute_features:
     params:
         threshold=config["massive"]["threshold"],
         ratio=config["massive"]["ratio"],
+        skip_first_token=config["features"]["skip_first_token"],
         code=code_hash("features", "moments", "massive", "store"),
     script:
         "../scripts/compute_features.py"

@@ -6,6 +6,7 @@ rule build_prompts:
         candidates="results/{model}/{task}/prompts/candidates.parquet",
         quality_queries="results/{model}/{task}/prompts/quality_queries.parquet",
         test_queries="results/{model}/{task}/prompts/test_queries.parquet",
+        probe_queries="results/{model}/{task}/prompts/probe_queries.parquet",
         skipped="results/{model}/{task}/prompts/skipped.parquet",
     log:
         "results/logs/build_prompts/{model}/{task}.log",
@@ -18,6 +19,8 @@ rule build_prompts:
         data_dir=DATA_DIR,
         seed=config["seed"],
         bad_records=config["bad_records"],
-        code=code_hash("records", "tasks", "templates", "sampling", "prompts", "tokens"),
+        code=code_hash(
+            "records", "tasks", "templates", "sampling", "prompts", "tokens", "models"
+        ),
     script:
         "../scripts/build_prompts.py"

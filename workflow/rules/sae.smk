@@ -61,6 +61,8 @@ rule dump_sae_pool:
             "masks",
             "tokens",
             "sampling",
+            "promptbuilder",
+            "templates",
         ),
     script:
         "../scripts/dump_sae_pool.py"

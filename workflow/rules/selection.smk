@@ -56,6 +56,7 @@ rule zero_shot:
             "records",
             "templates",
             "tokens",
+            "promptbuilder",
         ),
     script:
         "../scripts/zero_shot.py"

@@ -7,6 +7,7 @@ import sys
 import polars as pl
 from transformers import AutoTokenizer
 
+from demoscope.models import check_layers
 from demoscope.parquet import write_parquet
 from demoscope.prompts import build_prompt_tables
 from demoscope.records import Skipped
@@ -14,10 +15,17 @@ from demoscope.tasks import SPLITS, has_split, load_split
 from demoscope.templates import Template
 
 task = snakemake.params.task
+name = snakemake.wildcards.task
+# The first job that reads the model's config: an SAE layer beyond its depth stops the run here,
+# not after the pool dump. A check, not an input of any table, so sae.layers is read from the
+# config directly and changing it reruns nothing here.
+sae = snakemake.config["sae"]
+if sae["stores"] and (sae["tasks"] is None or name in sae["tasks"]):
+    check_layers(sae["layers"], snakemake.input.model, "sae.layers", snakemake.wildcards.model)
 skipped = {split: Skipped() if snakemake.params.bad_records == "skip" else None for split in SPLITS}
 # dev is optional (GSM8K has none): the quality queries are then held out of train.
 present = [s for s in SPLITS if s != "dev" or has_split(task, s, snakemake.params.data_dir)]
-splits = {s: load_split(task, s, snakemake.params.data_dir, skipped[s]) for s in present}
+splits = {s: load_split(task, s, snakemake.params.data_dir, skipped[s], name) for s in present}
 if "dev" not in splits:
     print("no dev split: quality queries are held out of train, disjoint from the candidates", file=sys.stderr)
 tables = build_prompt_tables(
@@ -26,6 +34,7 @@ tables = build_prompt_tables(
     task["sizes"],
     snakemake.params.seed,
     AutoTokenizer.from_pretrained(snakemake.input.model),
+    key=f"tasks.{name}.sizes",
 )
 for name, table in tables.items():
     write_parquet(table, snakemake.output[name])

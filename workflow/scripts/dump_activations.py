@@ -15,7 +15,12 @@ compute = snakemake.config["compute"]
 context = dict(snakemake.params.context)
 if "n_queries" in context:
     queries = read_table(snakemake.input.queries)
-    chosen = balanced_head(queries["label"].to_list(), context.pop("n_queries"))
+    wanted = context.pop("n_queries")
+    chosen = balanced_head(queries["label"].to_list(), wanted)
+    if len(chosen) < wanted:
+        raise ValueError(
+            f"query_mask.queries: {wanted} queries asked for, {snakemake.input.queries} holds {len(queries)}"
+        )
     context["queries"] = queries["query"].gather(chosen).to_list()
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
 jobclock.meter(model)

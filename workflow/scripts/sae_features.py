@@ -5,6 +5,7 @@ log_to(snakemake.log[0])
 import polars as pl
 import torch
 
+from demoscope import jobclock
 from demoscope.parquet import write_parquet
 from demoscope.sae import load_sae
 from demoscope.sae_features import sae_features
@@ -20,6 +21,7 @@ if outside:
     )
 directories = dict(zip(params.layers, map(str, snakemake.input.saes)))
 saes = {layer: load_sae(path) for layer, path in directories.items()}
+jobclock.work_starts()
 features, quality = sae_features(store, saes, params.top_latents, params.skip_first)
 write_parquet(features, snakemake.output.features)
 quality = quality.with_columns(sae_dir=pl.Series([directories[layer] for layer in quality["layer"]]))

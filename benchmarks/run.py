@@ -8,6 +8,9 @@ prints, for the embedded model on this machine:
      full logits), with equal results,
   3. peak RSS of a dump at pool size N and 4N,
   4. feature-computation throughput in MB/s of activations read,
+  5. the default run's model FLOPs (2 x parameters x tokens forwarded, summed from its model
+     jobs' logs) over its wall time, as a share of this CPU's float32 matmul peak, measured
+     here with a torch matmul on every core (needs a finished run in --run-dir),
 writes them to BENCHMARKS.md, and exits non-zero when a target is missed. Targets are
 ratios taken in the same run, so they hold on any machine; no test is timed.
 """
@@ -33,11 +36,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+import jobs  # noqa: E402
+
 from demoscope import masks, models  # noqa: E402
 from demoscope.dump import dump_activations, resolve_store_dtype  # noqa: E402
 from demoscope.features import compute_features  # noqa: E402
 from demoscope.models import backbone  # noqa: E402
-from demoscope.quality import encode_queries  # noqa: E402
+from demoscope.quality import encode_prompts  # noqa: E402
 from demoscope.scoring import score_options  # noqa: E402
 from demoscope.store import open_store  # noqa: E402
 from demoscope.tasks import load_split  # noqa: E402
@@ -123,12 +129,12 @@ def bench_scoring(model, tokenizer, task, data_dir, n_cand, n_query, n_sample, b
     """
     candidates, template = task_texts(task, data_dir, n_cand)
     queries, _ = task_texts(task, data_dir, n_query, split="dev")
-    prefix_text = (template.instruction + template.separator) if template.instruction else ""
-    prefixes = [encode_text(tokenizer, prefix_text + template.demonstration_text(r), first=True) for r in candidates]
     q_table = {"query": [template.query_text(r) for r in queries], "options": [list(r.options) for r in queries]}
     import polars as pl
 
-    q_ids, o_ids = encode_queries(tokenizer, template, pl.DataFrame(q_table))
+    # Encoded as score_quality encodes them: one prompt builder tokenisation per prompt.
+    demo_sets = [[template.demonstration_text(r)] for r in candidates]
+    prefixes, q_ids, o_ids = encode_prompts(tokenizer, template, demo_sets, pl.DataFrame(q_table))
     grid = len(prefixes) * len(q_ids)
     chosen = np.random.default_rng(0).choice(grid, size=min(n_sample, grid), replace=False)
     pairs = [(int(i) // len(q_ids), int(i) % len(q_ids)) for i in chosen]
@@ -180,6 +186,39 @@ def bench_features(work: Path) -> dict:
     return {"megabytes": megabytes, "seconds": seconds, "mb_s": megabytes / seconds}
 
 
+def matmul_peak(n: int = 2048, seconds: float = 3.0) -> dict:
+    """This CPU's float32 matmul rate on every core: the best of repeated n x n products."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)  # warm-up: threads and buffers
+        best, deadline = float("inf"), time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+        return {"n": n, "threads": torch.get_num_threads(), "gflops": 2 * n**3 / best / 1e9}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_figure(run_dir: str | Path, wall: float | None, peak_gflops: float) -> dict | None:
+    """The default run's model FLOPs over its wall time, against the matmul peak; None when
+    run_dir holds no finished run (no benchmark files) or its wall time is unknown."""
+    try:
+        done = jobs.read_jobs(run_dir)
+    except FileNotFoundError:
+        return None
+    wall = wall if wall is not None else jobs.run_wall(run_dir)
+    if not wall:
+        return None
+    top = jobs.totals(done)
+    rate = top["flops"] / wall / 1e9
+    return {"flops": top["flops"], "tokens": top["tokens"], "wall_s": wall, "gflops": rate,
+            "share": rate / peak_gflops, "model_jobs": top["model_jobs"], "overhead_share": top["overhead_share"]}
+
+
 def machine(device: str, dtype) -> str:
     cpu = "unknown CPU"
     try:
@@ -189,6 +228,15 @@ def machine(device: str, dtype) -> str:
     where = torch.cuda.get_device_name(device) if device.startswith("cuda") else "the CPU"
     return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
             f"torch {torch.__version__}, {str(dtype).removeprefix('torch.')} on {where}")
+
+
+def run_line(run: dict | None, peak: dict, run_dir: str) -> str:
+    measured = f"float32 matmul peak {peak['gflops']:.1f} GFLOP/s ({peak['n']}x{peak['n']}, {peak['threads']} threads)"
+    if run is None:
+        return f"| 5. default run's model FLOPs / wall time | no finished run in `{run_dir}`; {measured} | (reported) | - |"
+    return (f"| 5. default run's model FLOPs / wall time ({run['model_jobs']} model jobs, {run['tokens']:,} tokens "
+            f"forwarded) | {run['flops'] / 1e12:.2f} TFLOP in {run['wall_s']:.0f} s = {run['gflops']:.2f} GFLOP/s = "
+            f"**{100 * run['share']:.1f}%** of the {measured} | (reported) | - |")
 
 
 def main() -> int:
@@ -203,6 +251,10 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto; the model runs in bfloat16 on a GPU")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense peak TFLOP/s in the model's dtype (e.g. a "
                         "card's bf16 peak); the bare forward's share of it is then reported")
+    parser.add_argument("--run-dir", default=str(REPO), help="where the default run ran (its results/benchmarks and "
+                        "results/logs give figure 5)")
+    parser.add_argument("--run-wall", type=float, help="the default run's wall seconds (default: first job start to "
+                        "last job end, from the run's .snakemake/metadata)")
     parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,6 +275,8 @@ def main() -> int:
     params = sum(p.numel() for p in model.parameters())
     achieved = 2 * params * dump["bare_tok_s"] / 1e12
     rss = bench_rss(args, args.n)
+    peak = matmul_peak()
+    run = run_figure(args.run_dir, args.run_wall, peak["gflops"])
 
     speedup = min(s["speedup"] for s in scoring)
     # float32 agrees to rounding; bfloat16 (a GPU's default here) keeps about 3 significant
@@ -266,11 +320,15 @@ def main() -> int:
         f"{'yes' if checks['rss_growth'] else 'NO'} |",
         f"| 4. feature computation | {features['megabytes']:.0f} MB of activations in {features['seconds']:.1f} s = "
         f"**{features['mb_s']:.0f} MB/s** | (reported) | - |",
+        run_line(run, peak, args.run_dir),
         "",
     ]
     report = "\n".join(lines)
     print(report)
-    Path(args.out).write_text(report)
+    # Sections written by hand below the table (notes, the job-seconds tables) are kept.
+    out = Path(args.out)
+    kept = out.read_text().split("\n## ", 1)[1] if out.exists() and "\n## " in out.read_text() else None
+    out.write_text(report + ("\n## " + kept if kept else ""))
     missed = [name for name, ok in checks.items() if not ok]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)

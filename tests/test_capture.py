@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from demoscope import models, store
-from demoscope.capture import capture
+from demoscope.capture import capture, capture_sites
 from demoscope.dump import dump_activations
 from demoscope.masks import budget_groups
 from demoscope.models import decoder_layers
@@ -64,6 +64,47 @@ def test_packed_groups_bound_the_sum_not_the_padded_size():
     assert budget_groups([5, 5, 9, 2, 2, 2, 30], batch_tokens=18, padded=False) == [(0, 2), (2, 6), (6, 7)]
 
 
+def dump_alone(model, tok, path, site):
+    dump_activations(model, tok, TEXTS * 3, path, site, "cpu", "float32", batch_tokens=20, chunk_tokens=8)
+    return store.open_store(path)
+
+
+def assert_same_store(a, b):
+    for name in ("activations", "offsets", "token_ids"):
+        np.testing.assert_array_equal(a.root[name][:], b.root[name][:])
+    assert a.attrs == b.attrs
+
+
+def test_one_forward_fills_every_site_as_separate_dumps_would(tiny_llama, tmp_path, monkeypatch, capsys):
+    model, tok, _ = models.load(tiny_llama, "cpu", "float32")
+    alone = {site: dump_alone(model, tok, tmp_path / f"alone-{site}.zarr", site) for site in ("mlp_out", "resid")}
+    # A first dump of mlp_out alone dies after its second batch, leaving a partial store; the
+    # two-site dump then resumes that store, starts the other afresh, and both match.
+    paths = {site: tmp_path / f"both-{site}.zarr" for site in ("mlp_out", "resid")}
+    real = store.mark_progress
+
+    def dying(root, segments_done):
+        if segments_done > 2:
+            raise RuntimeError("killed")
+        real(root, segments_done)
+
+    monkeypatch.setattr(store, "mark_progress", dying)
+    with pytest.raises(RuntimeError, match="killed"):
+        dump_alone(model, tok, paths["mlp_out"], "mlp_out")
+    monkeypatch.setattr(store, "mark_progress", real)
+    assert store.partial_path(paths["mlp_out"]).exists() and not paths["mlp_out"].exists()
+    capsys.readouterr()
+    dump_activations(model, tok, TEXTS * 3, [paths["mlp_out"], paths["resid"]], ["mlp_out", "resid"], "cpu",
+                     "float32", batch_tokens=20, chunk_tokens=8)
+    err = capsys.readouterr().err
+    assert f"resuming {paths['mlp_out']}: 2 of 9 segments already written" in err and "both-resid" not in err
+    for site, path in paths.items():
+        assert_same_store(store.open_store(path), alone[site])
+        assert not store.partial_path(path).exists()
+    with pytest.raises(ValueError, match="2 sites"):
+        dump_activations(model, tok, TEXTS, [tmp_path / "x.zarr"], ["mlp_out", "resid"], "cpu", "float32")
+
+
 def tiny_family(family: str):
     """A tiny random model of one architecture family, its norms' weights randomised so that a
     norm is never close to the identity."""
@@ -111,3 +152,9 @@ def test_mlp_out_is_what_the_mlp_adds_to_the_residual_stream(family):
         else:
             manual = layer.mlp(layer.post_attention_layernorm(mid))
     torch.testing.assert_close(mlp_out[1][0], manual, atol=1e-5, rtol=1e-5)
+    # One forward hooking both sites (as a dump job does) captures the same tensors.
+    with capture_sites(model, ["mlp_out", "resid"]) as both, torch.no_grad():
+        model.model(input_ids=ids)
+    for layer_index in (0, 1):
+        torch.testing.assert_close(both["mlp_out"][layer_index], mlp_out[layer_index])
+        torch.testing.assert_close(both["resid"][layer_index], resid[layer_index])

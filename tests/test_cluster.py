@@ -16,7 +16,7 @@ from conftest import REPO, SHARED_DATA, gsm8k_rows, make_workspace, mc_rows, sen
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 GPU_RULES = {
     "dump_activations", "score_quality", "dump_sae_pool", "train_sae", "embed", "zero_shot", "evaluate", "task_sets",
-    "select_model",
+    "select_model", "controls", "condacc_quality", "task_vector", "attention_lens",
 }
 # Planning must not reach the network: the hub libraries are told to stay offline, and
 # anything that still tries HTTP(S) meets a closed port and fails the dry run.
@@ -70,12 +70,17 @@ def paper_workspace(tmp_path):
 def expected_paper_counts() -> dict[str, int]:
     models, tasks = len(PAPER["models"]), len(PAPER["tasks"])
     stores = models * tasks * sum(len(sites) for sites in PAPER["dumps"].values())
+    # One dump job per mask fills all its sites; every mask dumps the same sites, so one rule.
+    masks = len(PAPER["dumps"])
     return {
         "prepare_model": models,
         "build_prompts": models * tasks,
-        "dump_activations": stores,
+        "dump_activations": models * tasks * masks,
         "compute_features": stores,
-        "score_quality": models * tasks,
+        # config/paper.yaml defines quality as CondAcc: no one-shot scoring (docs/lenses.md).
+        "condacc_quality": models * tasks,
+        "task_vector": models * len(PAPER["task_vector"]["tasks"]),
+        "attention_lens": models * len(PAPER["attention"]["tasks"]),
         "report": 1,
         "plot_rho_heatmap": models * tasks,
         # The selection stage: 17 strategy instances (3 random seeds, 2 activation entries x
@@ -86,7 +91,7 @@ def expected_paper_counts() -> dict[str, int]:
         "contamination": models * tasks,
         "select": models * tasks * 15,
         "select_model": models * tasks * 2,  # MDL and ConE load the model
-        "evaluate": models * tasks * 17,
+        "evaluate": models * tasks,  # one job evaluates all 17 instances
         "task_sets": models * tasks,
         "task_correlation": models * tasks,
         "report_selection": 1,
@@ -113,7 +118,8 @@ def test_paper_config_plans_offline_without_the_default_run(paper_workspace):
     done = dry_run(paper_workspace, "--configfile", "config/paper.yaml")
     counts = job_counts(done.stdout)
     assert {rule: counts.get(rule) for rule in expected_paper_counts()} == expected_paper_counts()
-    assert counts["dump_activations"] == 80  # 2 models x 4 tasks x 5 strategies x 2 sites
+    assert counts["dump_activations"] == 40  # 2 models x 4 tasks x 5 strategies, both sites at once
+    assert counts["compute_features"] == 80  # one per store: x 2 sites
     # Nothing of config/config.yaml joined the run.
     assert "smollm2" not in done.stdout and "sst2" not in done.stdout
     tasks = {job["wildcards"] for job in planned_jobs(done.stdout) if job["rule"] == "build_prompts"}
@@ -123,13 +129,14 @@ def test_paper_config_plans_offline_without_the_default_run(paper_workspace):
 
 def assert_gsm8k_for_both_models(out: str) -> None:
     """The generative task runs the whole study for each model: prompts, dumps, quality by
-    greedy decoding, and the selection stage on its test queries."""
+    greedy decoding (CondAcc's k-shot prompts in config/paper.yaml), and the selection stage on
+    its test queries."""
     jobs = planned_jobs(out)
     for model in ("llama-3.2-3b", "qwen2.5-3b"):
         mine = [job for job in jobs if f"model={model}" in job["wildcards"] and "task=gsm8k" in job["wildcards"]]
         rules = {job["rule"] for job in mine}
-        assert {"build_prompts", "score_quality", "dump_activations", "zero_shot", "task_sets", "evaluate"} <= rules, model
-        # As many stores and strategy instances as a classification task of the same model.
+        assert {"build_prompts", "condacc_quality", "dump_activations", "zero_shot", "task_sets", "evaluate"} <= rules, model
+        # As many dump jobs (one per mask) and evaluate jobs (one) as a classification task of the same model.
         for rule in ("dump_activations", "evaluate"):
             boolq = [job for job in jobs if job["rule"] == rule and job["wildcards"].startswith(f"model={model}, task=boolq")]
             assert sum(job["rule"] == rule for job in mine) == len(boolq) > 0, (model, rule)

@@ -31,6 +31,32 @@ def test_a_failing_script_ends_its_log_and_its_stderr_with_the_cause(tmp_path):
     assert done.stderr.strip() == cause
 
 
+def test_a_metered_model_job_that_fails_still_ends_with_the_cause(tmp_path):
+    """jobclock logs its tokens line at exit, after the excepthook: a failing job leaves it out
+    so that the cause stays last; a job that finishes logs it."""
+    log = tmp_path / "job.log"
+    script = (
+        f"import sys; sys.path.append({str(REPO / 'workflow' / 'scripts')!r})\n"
+        "from checkout import log_to\n"
+        f"log_to({str(log)!r})\n"
+        "import torch\n"
+        "from demoscope import jobclock\n"
+        "body = torch.nn.Linear(2, 2)\n"
+        "jobclock.meter(body, body=body)\n"
+        "body(torch.zeros(1, 2))\n"
+        "if sys.argv[1] == 'fail':\n"
+        "    raise ValueError('query_mask.queries: 4 asked for')\n"
+    )
+    failed = subprocess.run([sys.executable, "-c", script, "fail"], capture_output=True, text=True)
+    assert failed.returncode == 1
+    lines = log.read_text().splitlines()
+    assert lines[-1] == "demoscope error: ValueError: query_mask.queries: 4 asked for"
+    assert not any(line.startswith("forwarded") for line in lines)
+    done = subprocess.run([sys.executable, "-c", script, "pass"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines()[-1] == "forwarded 2 tokens through 6 parameters in 1 forwards"
+
+
 def test_the_default_profile_prints_a_failed_jobs_log():
     profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
     assert profile["show-failed-logs"] is True

@@ -146,17 +146,39 @@ def planned_with(workdir, config, selection: dict) -> dict[str, int]:
 REPORT_JOBS = {"report_selection": 1, "plot_strategies": 2, "write_config": 1, "all": 1}
 
 
+# Each task has one evaluate job, which scores every strategy instance with one model load:
+# adding an instance reruns its own select jobs and that task's evaluate job (README, "The
+# workflow", explains the trade), and nothing upstream.
+
+
 def test_adding_a_seed_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
     jobs = planned_with(workdir, config, {"seeds": config["selection"]["seeds"] + [7]})
-    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}
+    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}  # one of each per task
 
 
 def test_adding_a_strategy_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
     entry = {"feature": "variance", "layer": 1, "mask": "causal", "site": "mlp_out"}
     jobs = planned_with(workdir, config, {"activation": config["selection"]["activation"] + [entry]})
-    assert jobs == {"select": 4, "evaluate": 4, **REPORT_JOBS}  # top and bottom, per task
+    assert jobs == {"select": 4, "evaluate": 2, **REPORT_JOBS}  # top and bottom per task; one evaluate per task
+
+
+def test_an_added_strategy_leaves_the_other_tables_as_they_were(selection_run, tmp_path):
+    """The rerun evaluate job writes every table again; each is computed on its own, so the
+    tables of the strategies that were there come out byte for byte the same."""
+    workdir, config = selection_run
+    copy = tmp_path / "added"
+    shutil.copytree(workdir, copy, symlinks=True)
+    tables = {task: sorted((copy / f"results/tiny/{task}/evaluation").glob("*.parquet")) for task in config["tasks"]}
+    before = {task: file_hashes(paths) for task, paths in tables.items()}
+    write_config(copy, {**config, "selection": {**config["selection"], "seeds": config["selection"]["seeds"] + [7]}})
+    snakemake(copy, "results/report/strategies.csv")
+    for task, paths in tables.items():
+        assert file_hashes(paths) == before[task]
+        assert (copy / f"results/tiny/{task}/evaluation/random-s7.parquet").exists()
+        log = (copy / f"results/logs/evaluate/tiny/{task}.log").read_text()
+        assert "random-s7: accuracy" in log and "first forward after" in log and "forwarded" in log
 
 
 def file_hashes(paths) -> dict[str, str]:

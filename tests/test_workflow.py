@@ -199,7 +199,7 @@ def test_tiny_qwen2_end_to_end(tmp_path, tiny_qwen2, tiny_data):
     workdir = make_workspace(tmp_path, config)
     snakemake(workdir)
     table = check_report(workdir, {**config, "_layers": 3})
-    assert set(table["site"]) == {"mlp_out", "resid"}
+    assert set(table.filter(pl.col("lens") != "controls")["site"]) == {"mlp_out", "resid"}
 
 
 def test_generation_task_end_to_end(llama_run, tiny_data):
@@ -316,11 +316,29 @@ def test_adding_a_strategy_reruns_only_its_dumps_and_the_report(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         write_config(workdir, config)
-    # instruction/mlp_out is already there; only instruction/resid is new, once per task. The
-    # figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
+    # One dump job per mask fills every site of that mask in one forward: instruction's job
+    # reruns, once per task (now under causal's rule, which dumps the same two sites), and so
+    # do both its stores' features and correlations; the causal, packed and query dumps stay.
+    # The figures of rho rerun; the strongest-feature scatter reads every store, so it reruns too.
     n = len(config["tasks"])
-    assert jobs == {"dump_activations": n, "compute_features": n, "correlate": n, "report": 1, "write_config": 1,
-                    "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n, "plot_sae_lens": n, "all": 1}
+    assert jobs == {"dump_activations_mlp_out_resid": n, "compute_features": 2 * n, "correlate": 2 * n, "report": 1,
+                    "write_config": 1, "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n,
+                    "plot_sae_lens": n, "all": 1}
+
+
+def test_changing_one_masks_settings_reruns_only_that_masks_jobs(llama_run):
+    """`query` shares its dump rule with `instruction` and `packed` (the same sites); its own
+    setting reruns its dump, once per task, and what reads its store, and nothing of theirs."""
+    workdir, config = llama_run
+    try:
+        write_config(workdir, {**config, "query_mask": {"queries": config["query_mask"]["queries"] + 1}})
+        jobs = planned_jobs(workdir)
+    finally:
+        write_config(workdir, config)
+    n = len(config["tasks"])
+    assert jobs == {"dump_activations_mlp_out": n, "compute_features": n, "correlate": n, "report": 1,
+                    "write_config": 1, "plot_rho_heatmap": n, "plot_rho_by_layer": n, "plot_strongest": n,
+                    "plot_sae_lens": n, "all": 1}
 
 
 def test_changing_sae_settings_reruns_only_the_sae_lens(llama_run):
@@ -371,8 +389,9 @@ def test_changing_a_size_reruns_that_task_only(llama_run):
         jobs = planned_jobs(workdir)
     finally:
         write_config(workdir, config)
-    n_dumps = sum(len(sites) for sites in config["dumps"].values())
-    assert jobs["build_prompts"] == 1 and jobs["score_quality"] == 1 and jobs["dump_activations"] == n_dumps
+    # One dump job per mask, whatever rule its site list puts it under.
+    n_dumps = sum(count for rule, count in jobs.items() if rule.startswith("dump_activations"))
+    assert jobs["build_prompts"] == 1 and jobs["score_quality"] == 1 and n_dumps == len(config["dumps"])
     assert "prepare_model" not in jobs
 
 

@@ -39,37 +39,11 @@ import polars as pl
 import torch
 
 from .models import decoder_layers
-from .records import Record
-from .sampling import balanced_sample
 from .templates import Template
 from .tokens import encode_text, length_batches, pad_batch
 
-# Candidates use `seed`, quality queries seed+1, test queries seed+2, the SAE pool seed+3,
-# CondAcc seed+4, the task-vector pool seed+5, the calibration records seed+7 and seed+8 (seed+6
-# drew the lens's own probe queries before build_prompts wrote probe queries of its own).
-CALIBRATION_SEED_OFFSET = 7
-
-
-def draw_records(train: list[Record], exclude: set[str], n: int, seed: int, offset: int, what: str,
-                 template: Template, query: bool) -> pl.DataFrame:
-    """`n` label-balanced train records not in `exclude` (record ids), rendered as queries or
-    as demonstrations."""
-    records = balanced_sample(train, n, seed + offset, exclude=set(exclude), what=what)
-    return pl.DataFrame(
-        {
-            "record_id": [r.id for r in records],
-            "label": [r.label for r in records],
-            "answer": [r.answer for r in records],
-            "text": [template.query_text(r) if query else template.demonstration_text(r) for r in records],
-        }
-    )
-
-
-def content_ids(records: list[Record], table: pl.DataFrame) -> set[str]:
-    """Ids of the train records equal in content to the rows of a prompt table (its `input`,
-    `answer`): quality queries drawn from dev may repeat train records under other ids."""
-    keys = set(zip(table["input"].to_list(), table["answer"].to_list()))
-    return {r.id for r in records if (r.input, r.answer) in keys}
+# Drawn without a model (lens_records.py), here too for the lens's callers.
+from .lens_records import CALIBRATION_SEED_OFFSET, content_ids, draw_records  # noqa: E402,F401
 
 
 def encode_prompt(tokenizer, template: Template, demonstration: str, answer: str, query: str):

@@ -32,17 +32,25 @@ def _site_module(layer, site: str):
 @contextmanager
 def capture(model, site: str, layers: list[int] | None = None):
     """Yield a dict layer -> last captured tensor (batch, seq, hidden), filled on each forward."""
+    with capture_sites(model, [site], layers) as captured:
+        yield captured[site]
+
+
+@contextmanager
+def capture_sites(model, sites: list[str], layers: list[int] | None = None):
+    """Yield a dict site -> layer -> last captured tensor: one forward fills every site."""
     all_layers = decoder_layers(model)
     chosen = range(len(all_layers)) if layers is None else layers
-    captured: dict[int, object] = {}
+    captured: dict[str, dict[int, object]] = {site: {} for site in sites}
     handles = []
-    for index in chosen:
-
-        def hook(module, args, output, index=index):
-            captured[index] = output[0] if isinstance(output, tuple) else output
-
-        handles.append(_site_module(all_layers[index], site).register_forward_hook(hook))
     try:
+        for site in sites:
+            for index in chosen:
+
+                def hook(module, args, output, into=captured[site], index=index):
+                    into[index] = output[0] if isinstance(output, tuple) else output
+
+                handles.append(_site_module(all_layers[index], site).register_forward_hook(hook))
         yield captured
     finally:
         for handle in handles:

@@ -1,4 +1,4 @@
-"""Run candidates through the model under a masking strategy and stream one site's activations to a store."""
+"""Run candidates through the model under a masking strategy and stream each dumped site's activations to its store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import __version__, masks, store
-from .capture import capture
+from .capture import capture_sites
 from .models import backbone, decoder_layers
 
 
@@ -20,8 +20,8 @@ def dump_activations(
     model,
     tokenizer,
     texts: list[str],
-    out_path: str | Path,
-    site: str,
+    out_path: str | Path | list[str | Path],
+    site: str | list[str],
     device: str,
     store_dtype: str,
     mask: str = "causal",
@@ -32,7 +32,8 @@ def dump_activations(
     **context,
 ) -> None:
     """Write the `site` output of every decoder layer (or of `layers` only, in that order,
-    recorded as the store's `layers` attribute) for every kept token.
+    recorded as the store's `layers` attribute) for every kept token. `site` may be a list of
+    sites, with `out_path` the list of their stores: one forward then fills them all.
 
     A dump killed part-way leaves its partial store; running it again with the
     same inputs and settings continues after the last fully written batch.
@@ -40,44 +41,57 @@ def dump_activations(
     `context` carries what a strategy needs beyond the texts: `instruction` and
     `separator` for `instruction`; `queries`, `instruction` and `separator` for `query`.
     """
+    sites = [site] if isinstance(site, str) else list(site)
+    out_paths = [out_path] if isinstance(out_path, (str, Path)) else list(out_path)
+    if len(out_paths) != len(sites):
+        raise ValueError(f"{len(sites)} sites {sites} but {len(out_paths)} store paths")
     plan = masks.plan(mask, texts, tokenizer, batch_tokens, dtype=model.dtype, **context)
     chosen = list(range(len(decoder_layers(model)))) if layers is None else [int(layer) for layer in layers]
     n_layers, hidden = len(chosen), model.config.hidden_size
-    root, done = store.create(
-        out_path,
-        [len(s) for s in plan.segments],
-        n_layers,
-        hidden,
-        store_dtype,
-        chunk_tokens,
-        {
-            "site": site,
-            "mask": mask,
-            "dtype": store_dtype,
-            "package_version": __version__,
-            "segments_per_candidate": plan.segments_per_candidate,
-            "batch_tokens": batch_tokens,  # batching changes float rounding: part of the fingerprint
-            **({} if layers is None else {"layers": chosen}),
-            **(attrs or {}),
-        },
-    )
-    acts, token_ids = root["activations"], root["token_ids"]
-    offsets = root["offsets"][:]
+    opened = [
+        store.create(
+            path,
+            [len(s) for s in plan.segments],
+            n_layers,
+            hidden,
+            store_dtype,
+            chunk_tokens,
+            {
+                "site": one_site,
+                "mask": mask,
+                "dtype": store_dtype,
+                "package_version": __version__,
+                "segments_per_candidate": plan.segments_per_candidate,
+                "batch_tokens": batch_tokens,  # batching changes float rounding: part of the fingerprint
+                **({} if layers is None else {"layers": chosen}),
+                **(attrs or {}),
+            },
+        )
+        for one_site, path in zip(sites, out_paths)
+    ]
+    roots, dones = [root for root, _ in opened], [done for _, done in opened]
+    offsets = roots[0]["offsets"][:]
     body = backbone(model)
+    # A killed dump may leave its stores at different batches: redo from the earliest.
+    done = min(dones)
     todo = [batch for batch in plan.batches if batch.last > done]
-    if done:
-        print(f"resuming {out_path}: {done} of {len(plan.segments)} segments already written", file=sys.stderr)
+    for path, resumed in zip(out_paths, dones):
+        if resumed:
+            print(f"resuming {path}: {resumed} of {len(plan.segments)} segments already written", file=sys.stderr)
 
-    def write(start: int, stop: int, block: np.ndarray, ids: np.ndarray, segments_done: int) -> None:
-        acts[:, start:stop, :] = block
-        token_ids[start:stop] = ids
-        store.mark_progress(root, segments_done)  # only after the batch's chunks are on disk
+    def write(start: int, stop: int, blocks: list[np.ndarray], ids: np.ndarray, segments_done: int) -> None:
+        for root, block, resumed in zip(roots, blocks, dones):
+            if segments_done <= resumed:
+                continue  # this store already holds the batch
+            root["activations"][:, start:stop, :] = block
+            root["token_ids"][start:stop] = ids
+            store.mark_progress(root, segments_done)  # only after the batch's chunks are on disk
 
     # One writer thread: the next batch runs while the last one is compressed and written
     # (zstd releases the GIL). At most one batch waits, so memory stays bounded.
-    with capture(model, site, None if layers is None else chosen) as captured, ThreadPoolExecutor(max_workers=1) as writer:
+    with capture_sites(model, sites, None if layers is None else chosen) as captured, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
-        for batch in tqdm(todo, desc=f"dump {mask}/{site}", file=sys.stderr):
+        for batch in tqdm(todo, desc=f"dump {mask}/{'+'.join(sites)}", file=sys.stderr):
             cache = None
             if batch.prefix is not None:
                 prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
@@ -91,17 +105,19 @@ def dump_activations(
                 use_cache=False,
             )
             keep = batch.keep.to(device)
-            block = torch.stack([captured[layer][keep] for layer in chosen]).float().cpu().numpy()
-            check_range(block, store_dtype, chosen, out_path)
-            block = block.astype(store_dtype, copy=False)
+            blocks = [torch.stack([by_layer[layer][keep] for layer in chosen]).float().cpu().numpy() for by_layer in captured.values()]
+            for block, path in zip(blocks, out_paths):
+                check_range(block, store_dtype, chosen, path)
+            blocks = [block.astype(store_dtype, copy=False) for block in blocks]
             ids = batch.input_ids[batch.keep].numpy().astype(np.int32)
             if pending is not None:
                 pending.result()  # re-raises a failed write here, before more work is queued
             start, stop = int(offsets[batch.first]), int(offsets[batch.last])
-            pending = writer.submit(write, start, stop, block, ids, batch.last)
+            pending = writer.submit(write, start, stop, blocks, ids, batch.last)
         if pending is not None:
             pending.result()
-    store.finalize(out_path)
+    for path in out_paths:
+        store.finalize(path)
 
 
 def check_range(block: np.ndarray, store_dtype: str, layers: list[int], out_path) -> None:

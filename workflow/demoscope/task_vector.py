@@ -31,30 +31,11 @@ import torch
 from .capture import capture
 from .lenses import TASK_VECTOR_FEATURES as FEATURES  # noqa: F401  (the columns features() writes)
 from .models import decoder_layers
-from .records import Record
-from .sampling import balanced_sample
 from .templates import Template
 from .tokens import encode_text, length_batches, pad_batch
 
-# Candidates use `seed`, quality queries seed+1, test queries seed+2, the SAE pool seed+3,
-# CondAcc's prompts seed+4.
-POOL_SEED_OFFSET = 5
-
-
-def draw_pool(train: list[Record], candidate_ids: set[str], n: int, seed: int, template: Template) -> pl.DataFrame:
-    """`n` label-balanced train records that are not candidates, rendered as demonstrations."""
-    records = balanced_sample(
-        train, n, seed + POOL_SEED_OFFSET, exclude=set(candidate_ids),
-        what="task_vector.pool (train records that are not candidates)",
-    )
-    return pl.DataFrame(
-        {
-            "pool_id": list(range(len(records))),
-            "record_id": [r.id for r in records],
-            "label": [r.label for r in records],
-            "demonstration": [template.demonstration_text(r) for r in records],
-        }
-    )
+# Drawn without a model (lens_records.py), here too for the lens's callers.
+from .lens_records import POOL_SEED_OFFSET, draw_pool  # noqa: E402,F401
 
 
 def prompt_text(template: Template, demonstration: str) -> str:

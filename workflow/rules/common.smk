@@ -155,6 +155,24 @@ def mask_context(wildcards):
     return {}
 
 
+def dump_rules(dumps):
+    """One forward fills every site of a mask, but a rule's outputs are fixed: the dump rule's
+    name -> (sites, masks dumping exactly those sites), in `dumps` order (rules/activations.smk).
+    """
+    groups = {}
+    for mask, sites in dumps.items():
+        groups.setdefault(tuple(sorted(set(sites))), []).append(mask)
+    if len(groups) == 1:
+        return {"dump_activations": next(iter(groups.items()))}
+    return {
+        "dump_activations_" + "_".join(sites): (sites, masks)
+        for sites, masks in groups.items()
+    }
+
+
+DUMP_RULES = dump_rules(config["dumps"])
+
+
 def store_features(model, task):
     """The feature tables of every dumped (mask, site) of one model and task."""
     return [

@@ -10,6 +10,8 @@ rule controls:
         "results/{model}/{task}/controls.parquet",
     log:
         "results/logs/controls/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/controls/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -34,6 +36,8 @@ rule correlate_controls:
         null="results/{model}/{task}/controls_null.parquet",
     log:
         "results/logs/correlate_controls/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/correlate_controls/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -2,28 +2,47 @@
 # queries, and the correlation of features with the accuracy of random k-shot sets.
 
 
-rule evaluate:
-    input:
-        model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/test_queries.parquet",
-        selection="results/{model}/{task}/selection/{strategy}.parquet",
-    output:
-        "results/{model}/{task}/evaluation/{strategy}.parquet",
-    log:
-        "results/logs/evaluate/{model}/{task}/{strategy}.log",
-    conda:
-        "../../envs/demoscope.yaml"
-    threads: COMPUTE["threads"]
-    resources:
-        gpu=COMPUTE["gpu"],
-    params:
-        dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
-        template=template_config,
-        generation=generation_config,
-        code=script_code("evaluate"),
-    script:
-        "../scripts/evaluate.py"
+# One evaluate job per model and task scores every strategy instance's selection with one
+# model load, and still writes one table per instance. Adding an instance reruns its own
+# select job and this one job, which re-evaluates every instance of the task (each table is
+# computed on its own, exactly as before, so the others come out the same); README explains
+# the trade.
+EVALUATED = sorted(STRATEGIES)
+
+
+# No strategy instance, no evaluate job (a rule needs outputs).
+if EVALUATED:
+
+    rule evaluate:
+        input:
+            model=model_dir,
+            candidates="results/{model}/{task}/prompts/candidates.parquet",
+            queries="results/{model}/{task}/prompts/test_queries.parquet",
+            selections=[
+                f"results/{{model}}/{{task}}/selection/{strategy}.parquet"
+                for strategy in EVALUATED
+            ],
+        output:
+            [
+                f"results/{{model}}/{{task}}/evaluation/{strategy}.parquet"
+                for strategy in EVALUATED
+            ],
+        log:
+            "results/logs/evaluate/{model}/{task}.log",
+        benchmark:
+            "results/benchmarks/evaluate/{model}/{task}.tsv"
+        conda:
+            "../../envs/demoscope.yaml"
+        threads: COMPUTE["threads"]
+        resources:
+            gpu=COMPUTE["gpu"],
+        params:
+            dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
+            template=template_config,
+            generation=generation_config,
+            code=script_code("evaluate"),
+        script:
+            "../scripts/evaluate.py"
 
 
 rule task_sets:
@@ -35,6 +54,8 @@ rule task_sets:
         "results/{model}/{task}/task_sets.parquet",
     log:
         "results/logs/task_sets/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_sets/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -64,6 +85,8 @@ rule task_correlation:
         "results/{model}/{task}/task_spearman.parquet",
     log:
         "results/logs/task_correlation/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_correlation/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -92,6 +115,8 @@ rule report_selection:
         ),
     log:
         "results/logs/report_selection/report_selection.log",
+    benchmark:
+        "results/benchmarks/report_selection/report_selection.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -5,6 +5,8 @@ rule compute_features:
         "results/{model}/{task}/features/{mask}/{site}.parquet",
     log:
         "results/logs/compute_features/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/compute_features/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -17,6 +17,8 @@ rule plot_rho_heatmap:
         pdf="results/figures/rho_heatmap/{model}/{task}.pdf",
     log:
         "results/logs/plot_rho_heatmap/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_rho_heatmap/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -41,6 +43,8 @@ rule plot_rho_by_layer:
         pdf="results/figures/rho_by_layer/{model}/{task}.pdf",
     log:
         "results/logs/plot_rho_by_layer/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_rho_by_layer/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -71,6 +75,8 @@ rule plot_strongest:
         pdf="results/figures/strongest/{model}/{task}.pdf",
     log:
         "results/logs/plot_strongest/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_strongest/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -93,6 +99,8 @@ rule plot_quality:
         pdf="results/figures/quality/{model}/{task}.pdf",
     log:
         "results/logs/plot_quality/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_quality/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -116,6 +124,8 @@ rule plot_massive:
         pdf="results/figures/massive/{model}/{task}.pdf",
     log:
         "results/logs/plot_massive/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_massive/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -139,6 +149,8 @@ rule plot_sae_lens:
         pdf="results/figures/sae_lens/{model}/{task}.pdf",
     log:
         "results/logs/plot_sae_lens/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_sae_lens/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -163,6 +175,8 @@ rule plot_strategies:
         pdf="results/figures/strategies/{model}/{task}.pdf",
     log:
         "results/logs/plot_strategies/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_strategies/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -186,6 +200,8 @@ rule plot_reliability:
         pdf="results/figures/reliability/{model}/{task}.pdf",
     log:
         "results/logs/plot_reliability/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/plot_reliability/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

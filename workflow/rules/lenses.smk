@@ -15,6 +15,8 @@ rule condacc_quality:
         by_query="results/{model}/{task}/quality_condacc_by_query.parquet",
     log:
         "results/logs/condacc_quality/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/condacc_quality/{model}/{task}.tsv"
     priority: 1
     conda:
         "../../envs/demoscope.yaml"
@@ -42,6 +44,8 @@ rule task_vector_pool:
         "results/{model}/{task}/prompts/task_vector_pool.parquet",
     log:
         "results/logs/task_vector_pool/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_vector_pool/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -64,6 +68,8 @@ rule task_vector:
         "results/{model}/{task}/tv_features/prompt/resid.parquet",
     log:
         "results/logs/task_vector/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/task_vector/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -90,6 +96,8 @@ rule correlate_task_vector:
         null="results/{model}/{task}/tv_null/prompt/resid.parquet",
     log:
         "results/logs/correlate_task_vector/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/correlate_task_vector/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -117,6 +125,8 @@ rule attention_calibration:
         "results/{model}/{task}/prompts/attention_calibration.parquet",
     log:
         "results/logs/attention_calibration/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/attention_calibration/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -142,6 +152,8 @@ rule attention_lens:
         heads="results/{model}/{task}/attention_heads.parquet",
     log:
         "results/logs/attention_lens/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/attention_lens/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -167,6 +179,8 @@ rule correlate_attention:
         null="results/{model}/{task}/attn_null/{view}/attn.parquet",
     log:
         "results/logs/correlate_attention/{model}/{task}/{view}.log",
+    benchmark:
+        "results/benchmarks/correlate_attention/{model}/{task}/{view}.tsv"
     wildcard_constraints:
         view="probe|best_head",
     conda:

@@ -10,6 +10,8 @@ rule build_prompts:
         skipped="results/{model}/{task}/prompts/skipped.parquet",
     log:
         "results/logs/build_prompts/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/build_prompts/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -10,6 +10,8 @@ rule score_quality:
         by_query="results/{model}/{task}/quality_by_query.parquet",
     log:
         "results/logs/score_quality/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/score_quality/{model}/{task}.tsv"
     priority: 1
     conda:
         "../../envs/demoscope.yaml"
@@ -36,6 +38,8 @@ rule reliability:
         curve="results/{model}/{task}/reliability_curve.parquet",
     log:
         "results/logs/reliability/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/reliability/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

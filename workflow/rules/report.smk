@@ -9,6 +9,8 @@ rule correlate:
         null="results/{model}/{task}/null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/correlate/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -57,6 +59,8 @@ rule report:
         ),
     log:
         "results/logs/report/report.log",
+    benchmark:
+        "results/benchmarks/report/report.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -78,6 +82,8 @@ rule write_config:
         ),
     log:
         "results/logs/write_config/write_config.log",
+    benchmark:
+        "results/benchmarks/write_config/write_config.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

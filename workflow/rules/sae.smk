@@ -11,6 +11,8 @@ rule sae_pool:
         "results/{model}/{task}/prompts/sae_pool.parquet",
     log:
         "results/logs/sae_pool/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/sae_pool/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -36,6 +38,8 @@ rule dump_sae_pool:
         directory("results/{model}/{task}/sae/pool/causal/{site}.zarr"),
     log:
         "results/logs/dump_sae_pool/{model}/{task}/{site}.log",
+    benchmark:
+        "results/benchmarks/dump_sae_pool/{model}/{task}/{site}.tsv"
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -59,6 +63,8 @@ rule train_sae:
         directory("results/{model}/{task}/sae/{site}/layer_{layer}"),
     log:
         "results/logs/train_sae/{model}/{task}/{site}/layer_{layer}.log",
+    benchmark:
+        "results/benchmarks/train_sae/{model}/{task}/{site}/layer_{layer}.tsv"
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -81,6 +87,8 @@ rule sae_features:
         quality="results/{model}/{task}/sae_quality/{mask}/{site}.parquet",
     log:
         "results/logs/sae_features/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/sae_features/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -105,6 +113,8 @@ rule correlate_sae:
         null="results/{model}/{task}/sae_null/{mask}/{site}.parquet",
     log:
         "results/logs/correlate_sae/{model}/{task}/{mask}/{site}.log",
+    benchmark:
+        "results/benchmarks/correlate_sae/{model}/{task}/{mask}/{site}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:

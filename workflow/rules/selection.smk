@@ -10,6 +10,8 @@ rule embed:
         "results/{model}/{task}/embeddings.parquet",
     log:
         "results/logs/embed/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/embed/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -32,6 +34,8 @@ rule zero_shot:
         "results/{model}/{task}/zero_shot.parquet",
     log:
         "results/logs/zero_shot/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/zero_shot/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -55,6 +59,8 @@ rule contamination:
         "results/{model}/{task}/prompts/contamination.parquet",
     log:
         "results/logs/contamination/{model}/{task}.log",
+    benchmark:
+        "results/benchmarks/contamination/{model}/{task}.tsv"
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -72,6 +78,8 @@ rule select:
         lm_eval="results/{model}/{task}/sets/{strategy}.lm_eval.json",
     log:
         "results/logs/select/{model}/{task}/{strategy}.log",
+    benchmark:
+        "results/benchmarks/select/{model}/{task}/{strategy}.tsv"
     wildcard_constraints:
         strategy=strategy_names(model=False),
     conda:

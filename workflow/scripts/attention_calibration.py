@@ -6,7 +6,7 @@ import sys
 
 import polars as pl
 
-from demoscope.attention import CALIBRATION_SEED_OFFSET, content_ids, draw_records
+from demoscope.lens_records import CALIBRATION_SEED_OFFSET, content_ids, draw_records
 from demoscope.parquet import read_table, write_parquet
 from demoscope.records import Skipped
 from demoscope.tasks import load_split

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.attention import best_head, candidate_features
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
@@ -17,6 +17,7 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+jobclock.meter(model)
 # Attention weights need the eager implementation: the fused kernels return none.
 model.set_attn_implementation("eager")
 template = Template.from_config(params.template)

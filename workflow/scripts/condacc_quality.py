@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.condacc import score_condacc
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
@@ -16,6 +16,7 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+jobclock.meter(model)
 began = time.perf_counter()
 quality, outcomes, by_query = score_condacc(
     model,

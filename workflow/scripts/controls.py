@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.controls import control_table
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
@@ -13,6 +13,7 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
+jobclock.meter(model)
 table = control_table(
     model,
     tokenizer,

@@ -5,7 +5,7 @@ log_to(snakemake.log[0])
 import torch
 
 from demoscope.parquet import read_table
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.sampling import balanced_head
 from demoscope.templates import Template
@@ -23,12 +23,14 @@ if "n_queries" in context:
         )
     context["queries"] = queries["query"].gather(chosen).to_list()
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
+jobclock.meter(model)
 dump_activations(
     model,
     tokenizer,
     read_table(snakemake.input.candidates)["demonstration"].to_list(),
-    snakemake.output[0],
-    site=snakemake.wildcards.site,
+    # Every site of this mask from one forward, each into its own store.
+    list(snakemake.output),
+    site=list(snakemake.params.sites),
     device=device,
     store_dtype=resolve_store_dtype(snakemake.params.store_dtype, device),
     mask=snakemake.wildcards.mask,

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.models import decoder_layers
 from demoscope.parquet import read_table
@@ -13,6 +13,7 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 wildcards = snakemake.wildcards
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
+jobclock.meter(model)
 layers = list(snakemake.params.layers)
 depth = len(decoder_layers(model))
 outside = [layer for layer in layers if not 0 <= layer < depth]

@@ -3,11 +3,12 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 import sys
+from pathlib import Path
 
 import polars as pl
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.evaluation import evaluate_selection
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
@@ -16,18 +17,20 @@ torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-selection = read_table(snakemake.input.selection)
-table = evaluate_selection(
-    model,
-    tokenizer,
-    Template.from_config(params.template),
-    read_table(snakemake.input.candidates),
-    read_table(snakemake.input.queries),
-    selection,
-    device,
-    compute["batch_tokens"],
-    params.generation,
-)
-table = table.with_columns(pl.lit(selection["detail"][0]).alias("detail"))
-print(f"{snakemake.wildcards.strategy}: accuracy {table['correct'].mean():.4f} on {table.height} queries", file=sys.stderr)
-write_parquet(table, snakemake.output[0])
+jobclock.meter(model)
+template = Template.from_config(params.template)
+candidates = read_table(snakemake.input.candidates)
+queries = read_table(snakemake.input.queries)
+# The rule lists selections and tables in the same order; each strategy is evaluated on its
+# own, so its table does not depend on which other strategies the run has.
+for source, target in zip(snakemake.input.selections, snakemake.output, strict=True):
+    strategy = Path(target).stem
+    if Path(source).stem != strategy:
+        raise ValueError(f"evaluate: selection {source} does not match table {target}")
+    selection = read_table(source)
+    table = evaluate_selection(
+        model, tokenizer, template, candidates, queries, selection, device, compute["batch_tokens"], params.generation
+    )
+    table = table.with_columns(pl.lit(selection["detail"][0]).alias("detail"))
+    print(f"{strategy}: accuracy {table['correct'].mean():.4f} on {table.height} queries", file=sys.stderr)
+    write_parquet(table, target)

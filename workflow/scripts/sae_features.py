@@ -5,6 +5,7 @@ log_to(snakemake.log[0])
 import polars as pl
 import torch
 
+from demoscope import jobclock
 from demoscope.parquet import write_parquet
 from demoscope.sae_published import load_any
 from demoscope.sae_features import sae_features
@@ -24,6 +25,7 @@ saes = {
     layer: load_any(path, snakemake.wildcards.site, layer, params.model_source)
     for layer, path in directories.items()
 }
+jobclock.work_starts()
 features, quality = sae_features(store, saes, params.top_latents, params.skip_first)
 write_parquet(features, snakemake.output.features)
 quality = quality.with_columns(sae_dir=pl.Series([directories[layer] for layer in quality["layer"]]))

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import torch
 
-from demoscope import models
+from demoscope import jobclock, models
 from demoscope.parquet import read_table, write_parquet
 from demoscope.quality import quality_tables
 from demoscope.templates import Template
@@ -12,6 +12,7 @@ from demoscope.templates import Template
 torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
+jobclock.meter(model)
 quality, by_query = quality_tables(
     model,
     tokenizer,

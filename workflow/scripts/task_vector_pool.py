@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 from demoscope.parquet import read_table, write_parquet
 from demoscope.records import Skipped
-from demoscope.task_vector import draw_pool
+from demoscope.lens_records import draw_pool
 from demoscope.tasks import load_split
 from demoscope.templates import Template
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from demoscope import jobclock
 from demoscope.models import resolve_device
 from demoscope.parquet import read_table
 from demoscope.sae import save_sae, train_sae
@@ -20,6 +21,7 @@ output = Path(snakemake.output[0])
 # Beside the output, not in it: Snakemake removes a failed job's outputs, and the checkpoint
 # must outlive a killed job for the rerun to resume from it.
 checkpoint = output.with_name(output.name + ".checkpoint.pt")
+jobclock.work_starts()
 sae, record = train_sae(
     open_store(snakemake.input.store),
     int(wildcards.layer),

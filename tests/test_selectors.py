@@ -141,6 +141,17 @@ def test_best_layer_falls_back_to_the_middle_when_every_rho_is_nan():
     assert best_layer(correlations, "mean", "accuracy")[0] == 2
 
 
+def test_best_layer_of_a_degenerate_metric_is_the_middle_layer_and_says_why():
+    """A degenerate metric (GSM8K's accuracy at 0 for most candidates) is never correlated: its
+    rows are absent, and the shortcut says so rather than failing."""
+    correlations = pl.DataFrame({"feature": ["mean"] * 5, "layer": list(range(5)), "quality": ["gold_logprob"] * 5,
+                                 "rho": [0.1, 0.5, -0.2, 0.3, 0.0]})
+    layer, detail = best_layer(correlations, "mean", "accuracy", list(range(5)))
+    assert layer == 2 and "degenerate" in detail
+    with pytest.raises(ValueError, match="no rows for feature 'median'"):
+        best_layer(correlations, "median", "gold_logprob", list(range(5)))
+
+
 def test_quality_oracle_and_uncertainty():
     quality = pl.DataFrame({"cand_id": [5, 4, 3, 2, 1, 0], "accuracy": [0.5, 0.5, 0.9, 0.1, 0.5, 0.2],
                             "gold_logprob": [-1.0, -0.5, -2.0, -1.0, -3.0, -1.0]})

@@ -47,10 +47,15 @@ def prepared_embeddings(embeddings: pl.DataFrame, cand_ids: np.ndarray) -> tuple
     return selectors.unit(cands - centre), test_ids, selectors.unit(tests - centre) if len(tests) else tests
 
 
-def best_layer(correlations: pl.DataFrame, feature: str, quality: str) -> tuple[int, str]:
+def best_layer(correlations: pl.DataFrame, feature: str, quality: str, layers: list[int] | None = None) -> tuple[int, str]:
     """The layer where `feature` has the largest finite |rho| with `quality` on the quality
-    set; the middle layer when every rho is NaN (a constant quality, say)."""
+    set; the middle layer when every rho is NaN (a constant quality, say), or when the metric
+    was not correlated at all because it is degenerate (its rows are absent; `layers` are the
+    feature table's)."""
     rows = correlations.filter((pl.col("feature") == feature) & (pl.col("quality") == quality))
+    if rows.is_empty() and layers and correlations.filter(pl.col("quality") == quality).is_empty():
+        layer = sorted(layers)[len(layers) // 2]
+        return layer, f"layer {layer} ({quality} is degenerate, so it was not correlated: the middle layer)"
     if rows.is_empty():
         raise ValueError(f"correlations: no rows for feature {feature!r} and quality {quality!r}")
     finite = rows.filter(pl.col("rho").is_finite())
@@ -67,7 +72,7 @@ def _feature_scores(spec, features, correlations, cand_ids) -> tuple[np.ndarray,
     if feature not in features.columns:
         raise ValueError(f"selection.activation: feature {feature!r} is not a column of the feature table")
     if spec["layer"] == "best":
-        layer, detail = best_layer(correlations, feature, spec["quality"])
+        layer, detail = best_layer(correlations, feature, spec["quality"], features["layer"].unique().to_list())
     else:
         layer, detail = int(spec["layer"]), f"layer {spec['layer']}"
     at_layer = features.filter(pl.col("layer") == layer)

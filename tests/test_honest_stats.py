@@ -116,6 +116,16 @@ def test_split_half_reliability_recovers_a_known_reliability():
         assert np.mean(estimates) == pytest.approx(known, abs=0.05)
 
 
+def test_anti_correlated_halves_stay_within_minus_one():
+    """Two queries whose outcomes run against each other: the raw r, never Spearman-Brown's
+    values below -1."""
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=50)
+    outcomes = np.column_stack([a, -a + 0.1 * rng.normal(size=50)])
+    values = split_half(outcomes, np.array([0, 1]), 20, rng)
+    assert (values >= -1).all() and (values < -0.9).all()
+
+
 def test_halves_are_label_balanced_and_spearman_brown_steps_up():
     labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
     halves = balanced_halves(labels, 50, np.random.default_rng(5))

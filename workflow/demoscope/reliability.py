@@ -26,17 +26,21 @@ def spearman_brown(r, factor) -> np.ndarray:
 
 def balanced_halves(labels: np.ndarray, splits: int, rng: np.random.Generator) -> np.ndarray:
     """(splits x queries) booleans: True for the first half. Each label's queries go half to
-    each side (an odd one to either side at random), so neither half favours a label."""
+    each side; the odd ones out (one per label with an odd count) are dealt alternately, in a
+    random order, so the halves differ in size by at most one and neither favours a label."""
     labels = np.asarray(labels)
     first = np.zeros((splits, len(labels)), dtype=bool)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        keys = rng.random((splits, len(members)))
-        order = np.argsort(keys, axis=1)
-        take = len(members) // 2 + (rng.random(splits) < 0.5) * (len(members) % 2)
-        chosen = np.arange(len(members))[None, :] < take[:, None]
-        rows = np.repeat(np.arange(splits), len(members))
-        first[rows, members[order].ravel()] = chosen.ravel()
+    groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    for split in range(splits):
+        extras = []
+        for members in groups:
+            order = rng.permutation(members)
+            half = len(order) // 2
+            first[split, order[:half]] = True
+            if len(order) % 2:
+                extras.append(order[-1])
+        extras = rng.permutation(np.array(extras, dtype=int))
+        first[split, extras[rng.integers(2)::2]] = True
     return first
 
 
@@ -63,8 +67,10 @@ def split_half(outcomes: np.ndarray, labels: np.ndarray, splits: int, rng: np.ra
     mean_a = (outcomes[None] * first[:, None, :]).sum(axis=2) / size_a[:, None]
     mean_b = (outcomes[None] * ~first[:, None, :]).sum(axis=2) / size_b[:, None]
     r = _rowwise_pearson(mean_a, mean_b)
-    # Halves of unequal size (odd counts): step up from their mean size.
-    return spearman_brown(r, queries / ((size_a + size_b) / 2))
+    # Halves of unequal size (odd counts): step up from their mean size. A non-positive
+    # correlation has nothing to step up (the formula would leave [-1, 1]): it stays as it is.
+    stepped = spearman_brown(np.clip(r, 0.0, None), queries / ((size_a + size_b) / 2))
+    return np.where(r > 0, stepped, r)
 
 
 def summarise_splits(values: np.ndarray) -> dict[str, float]:

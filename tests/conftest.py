@@ -107,12 +107,15 @@ def train_tokenizer(path: Path) -> None:
 
 def build_tiny_model(path: Path, arch: str, layers: int = 3) -> Path:
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, Qwen2Config
 
     common = dict(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                   pad_token_id=0, bos_token_id=1, eos_token_id=1)
-    config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
+    if arch == "gemma3":  # Gemma-style attention: explicit head_dim, q/k norms, sliding-window layers
+        config = Gemma3TextConfig(**common, head_dim=8, sliding_window=16)
+    else:
+        config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(path)
@@ -128,6 +131,11 @@ def tiny_llama(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen2(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), "qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-gemma3"), "gemma3")
 
 
 def make_workspace(root: Path, config: dict) -> Path:

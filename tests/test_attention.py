@@ -28,7 +28,7 @@ CAL_QUERIES = pl.DataFrame({"text": ["Review: bright story \nSentiment:", "Revie
                                      "Review: good \nSentiment:"], "label": ["positive", "negative", "positive"]})
 
 
-@pytest.fixture(scope="module", params=["tiny_llama", "tiny_qwen2"])
+@pytest.fixture(scope="module", params=["tiny_llama", "tiny_qwen2", "tiny_gemma3"])
 def eager(request):
     torch.set_num_threads(1)
     model, tok, _ = models.load(request.getfixturevalue(request.param), "cpu", "float32")

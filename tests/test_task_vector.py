@@ -17,7 +17,7 @@ DEMOS = ["Review: bad \nSentiment: negative", "Review: great film music \nSentim
          "Review: dull \nSentiment: negative", "Review: love the plot and actor \nSentiment: positive"]
 
 
-@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_qwen2"])
+@pytest.mark.parametrize("arch", ["tiny_llama", "tiny_qwen2", "tiny_gemma3"])
 def test_last_token_states_equal_a_direct_forward(arch, request):
     torch.set_num_threads(1)
     model, tok, _ = models.load(request.getfixturevalue(arch), "cpu", "float32")

@@ -26,7 +26,7 @@ from slurm_cluster import PARTITION, Cluster, SlurmUnavailable, install
 
 pytestmark = pytest.mark.slow
 
-GPU_RULES = {"dump_activations", "score_quality", "dump_sae_pool", "train_sae"}
+GPU_RULES = {"dump_activations", "score_quality", "controls", "dump_sae_pool", "train_sae"}
 # Status polling for a cluster whose jobs take seconds: the plugin's defaults (first check
 # after 40 s, then 10 s more per check while nothing finishes) suit hour-long jobs. Without
 # an accounting database, job states come from squeue (finished jobs stay listed for MinJobAge).

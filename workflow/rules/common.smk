@@ -303,13 +303,14 @@ def task_spearman_tables():
 
 
 def report_stores():
-    """Every (model, task, lens table, null table, keys) the report reads, in one order: the
+    """Every (model, task, lens table, null table, keys) the report reads, in one order (names
+    sorted, so that re-ordering a config file reruns nothing): the
     activation stores, the SAE lens's stores, the task-vector and attention lenses' stores and
     each task's controls. The report receives the keys as a parameter, so it never parses a
     path."""
     stores = []
-    for model in MODELS:
-        for task in TASKS:
+    for model in sorted(MODELS):
+        for task in sorted(TASKS):
             base = f"results/{model}/{task}"
             for mask, site in DUMPS:
                 keys = {"model": model, "task": task, "mask": mask, "site": site}
@@ -356,26 +357,39 @@ def report_stores():
 
 def report_keys():
     """What the report's inputs are, in their order (the report never parses a path)."""
-    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
+    per_task = [
+        {"model": model, "task": task}
+        for model in sorted(MODELS)
+        for task in sorted(TASKS)
+    ]
     return {
         "stores": [keys for _, _, keys in report_stores()],
         "tasks": per_task,
         "sae_quality": [
             {"model": model, "task": task, "mask": mask, "site": site}
-            for model in MODELS
-            for task in TASKS
+            for model in sorted(MODELS)
+            for task in sorted(TASKS)
             for mask, site in sae_stores(model, task)
         ],
         "task_spearman": [
-            {"model": model, "task": task} for model in MODELS for task in SELECT_TASKS
+            {"model": model, "task": task}
+            for model in sorted(MODELS)
+            for task in sorted(SELECT_TASKS)
         ],
     }
 
 
 def report_inputs():
-    per_task = [{"model": model, "task": task} for model in MODELS for task in TASKS]
+    per_task = [
+        {"model": model, "task": task}
+        for model in sorted(MODELS)
+        for task in sorted(TASKS)
+    ]
     return {
-        "task_spearman": task_spearman_tables(),
+        "task_spearman": [
+            f"results/{k['model']}/{k['task']}/task_spearman.parquet"
+            for k in report_keys()["task_spearman"]
+        ],
         "correlations": [rho for rho, _, _ in report_stores()],
         "nulls": [null for _, null, _ in report_stores()],
         # What every lens is correlated against (quality.definition).
@@ -393,8 +407,8 @@ def report_inputs():
         ],
         "sae_quality": [
             path
-            for model in MODELS
-            for task in TASKS
+            for model in sorted(MODELS)
+            for task in sorted(TASKS)
             for path in sae_outputs("sae_quality", model, task)
         ],
     }

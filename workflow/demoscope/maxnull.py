@@ -96,8 +96,6 @@ def null_table(
     cand_ids = quality["cand_id"].to_numpy()
     frames = [pl.DataFrame(schema=NULL_SCHEMA)]
     if metrics:
-        if "layer" not in features.columns:
-            features = features.with_columns(pl.lit(0, pl.Int64).alias("layer"))
         x, _ = feature_matrix(features, cand_ids, names)
         y = quality.select(metrics).to_numpy().astype(float)
         column_lens = np.array([lens_of(names[c % len(names)]) for c in range(x.shape[1])])

@@ -26,10 +26,15 @@ SCHEMA = {
 
 
 def feature_matrix(features: pl.DataFrame, cand_ids: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int]]:
-    """(candidates x (layers * features)) in the order of `cand_ids`, layer-major, and the layers."""
-    layers = sorted(features["layer"].unique().to_list())
-    grid = pl.DataFrame({"cand_id": np.repeat(cand_ids, len(layers)), "layer": np.tile(layers, len(cand_ids))})
-    full = grid.join(features.select("cand_id", "layer", *names), on=["cand_id", "layer"], how="left")
+    """(candidates x (layers * features)) in the order of `cand_ids`, layer-major, and the layers.
+    A table without a `layer` column (the controls lens) is one layer, reported as None."""
+    if "layer" not in features.columns:
+        full = pl.DataFrame({"cand_id": cand_ids}).join(features.select("cand_id", *names), on="cand_id", how="left")
+        layers = [None]
+    else:
+        layers = sorted(features["layer"].unique().to_list())
+        grid = pl.DataFrame({"cand_id": np.repeat(cand_ids, len(layers)), "layer": np.tile(layers, len(cand_ids))})
+        full = grid.join(features.select("cand_id", "layer", *names), on=["cand_id", "layer"], how="left")
     if full.select(pl.col(names[0]).is_null().any()).item():
         raise ValueError("the feature table lacks some candidate x layer rows")
     values = full.select(names).to_numpy().astype(float)
@@ -52,9 +57,6 @@ def rho_rows(
     quality = quality.sort("cand_id")
     if not metrics:
         return pl.DataFrame(schema=SCHEMA)
-    layerless = "layer" not in features.columns
-    if layerless:
-        features = features.with_columns(pl.lit(0, pl.Int64).alias("layer"))
     cand_ids = quality["cand_id"].to_numpy()
     x, layers = feature_matrix(features, cand_ids, names)
     y = quality.select(metrics).to_numpy().astype(float)
@@ -81,6 +83,4 @@ def rho_rows(
         },
         schema_overrides={"layer": pl.Int64},
     )
-    if layerless:
-        table = table.with_columns(pl.lit(None, pl.Int64).alias("layer"))
     return table.sort("quality", "feature", "layer")

@@ -27,6 +27,7 @@ import polars as pl
 from scipy import stats
 
 from .correlate import spearman_columns, spearman_pvalue
+from .power import bonett_wright_se
 from .rhotable import feature_matrix
 from .selectors import random_k
 
@@ -131,5 +132,5 @@ def detectable_rho(n, alpha: float = 0.05, power: float = POWER) -> np.ndarray:
         df = np.where(n > 3, n - 3, np.nan)
         r = np.tanh(z / np.sqrt(df))
         for _ in range(100):
-            r = np.tanh(z * np.sqrt((1 + r * r / 2) / df))
+            r = np.tanh(z * bonett_wright_se(r, n))
     return r

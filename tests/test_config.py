@@ -67,7 +67,7 @@ def test_schema_errors_name_key_and_allowed_values(change, message):
         # The default run dumps no `query` store (config/paper.yaml does): these add one.
         (lambda c: (c["dumps"].update(query=["mlp_out"]), c["query_mask"].update(queries=50)),
          "query_mask.queries: 50 is larger than tasks.sst2.sizes.probe_queries (4)"),
-        (lambda c: (c["dumps"].update(query=["mlp_out"]), c["query_mask"].update(queries=50, source="quality_queries_leaky")),
+        (lambda c: (c["dumps"].update(query=["mlp_out"]), c["query_mask"].update(queries=50, source="quality_queries_leaky"), c["tasks"]["sst2"]["sizes"].update(quality_queries=32)),
          "query_mask.queries: 50 is larger than tasks.sst2.sizes.quality_queries (32)"),
         (lambda c: c["tasks"]["arc_challenge"]["template"].pop("instruction"), "tasks.arc_challenge.template.instruction: the `instruction` mask in dumps needs an instruction text"),
         (lambda c: c["selection"].update(k=50), "selection.k: 50 is larger than tasks.arc_challenge.sizes.candidates (32)"),

@@ -226,7 +226,9 @@ def select_inputs(wildcards):
         if signal == "features":
             # The lens's tables of one store; the correlations too for the best-layer shortcut.
             features, correlations = LENS_TABLES[spec["lens"]]
-            inputs["features"] = f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
+            inputs["features"] = (
+                f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
+            )
             if spec["layer"] == "best":
                 inputs["correlations"] = (
                     f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"

@@ -16,17 +16,27 @@ from contextlib import contextmanager
 
 from .models import decoder_layers
 
-SITES = ("mlp_out", "resid")
+
+
+def _mlp_out(layer):
+    # A norm between the MLP and the residual add (Gemma-2/3, OLMo-2): the added tensor is its output.
+    post = getattr(layer, "post_feedforward_layernorm", None)
+    return layer.mlp if post is None else post
+
+
+def _resid(layer):
+    return layer
+
+
+# The site registry: site -> the module of a decoder layer whose output is captured. A new site
+# is one function and one entry here, and its name in the schema's site enums (a test compares).
+SITES = {"mlp_out": _mlp_out, "resid": _resid}
 
 
 def _site_module(layer, site: str):
-    if site == "mlp_out":
-        # A norm between the MLP and the residual add (Gemma-2/3, OLMo-2): the added tensor is its output.
-        post = getattr(layer, "post_feedforward_layernorm", None)
-        return layer.mlp if post is None else post
-    if site == "resid":
-        return layer
-    raise ValueError(f"unknown site {site!r}; allowed: {list(SITES)}")
+    if site not in SITES:
+        raise ValueError(f"unknown site {site!r}; allowed: {list(SITES)}")
+    return SITES[site](layer)
 
 
 @contextmanager

@@ -16,22 +16,22 @@ import sys
 import polars as pl
 from tqdm import tqdm
 
-from .massive import MASSIVE, massive_features
-from .moments import MOMENTS, token_moments
+from .lenses import STORE_LENSES
 from .store import ActivationStore
 
 # Numeric features that enter the Spearman report; `top1_dim` and `massive_dims` are descriptive.
 # `n_tokens` stays in the table but is no activation feature: it is the same at every layer and
 # store, so it is tested once, in the controls lens (controls.py).
-FEATURES = MOMENTS + tuple(f"last_{m}" for m in MOMENTS) + MASSIVE
+# The columns are the store lenses' (lenses.STORE_LENSES), in registry order.
+FEATURES = tuple(name for lens in STORE_LENSES.values() for name in lens.features)
 
 
 def candidate_features(tokens, threshold: float, ratio: float, skip_first_token: bool = False) -> dict:
-    return {
-        "n_tokens": len(tokens),
-        **token_moments(tokens[1:] if skip_first_token else tokens),
-        **massive_features(tokens, threshold, ratio),
-    }
+    settings = {"threshold": threshold, "ratio": ratio, "skip_first_token": skip_first_token}
+    row = {"n_tokens": len(tokens)}
+    for lens in STORE_LENSES.values():
+        row.update(lens.compute(tokens, settings))
+    return row
 
 
 def compute_features(

@@ -137,14 +137,6 @@ def label_word(raw, label_words: list | dict) -> tuple[str | None, list[str]]:
     return None, words
 
 
-PARSERS = {
-    "dataicl": parse_dataicl,
-    "ai2_mc": parse_ai2_mc,
-    "gsm8k": parse_gsm8k,
-    "fields": parse_fields,
-}
-
-
 @dataclass
 class Skipped:
     """Rows left out under `bad_records: skip`, each with where it was and why."""
@@ -163,15 +155,18 @@ def parse_records(
     skipped: Skipped | None = None,
     key: str = "local",
 ) -> list[Record]:
-    """Parse (location, object) pairs with the parser for `fmt`.
+    """Parse (location, object) pairs with the parser for `fmt` (record_formats.FORMATS).
 
     A bad row raises DataError naming its location, unless `skipped` is given:
     then it is recorded there and left out. `key` is the config key of the source
     (`tasks.<task>.local`), which the messages name.
     """
-    if fmt not in PARSERS:
-        raise ValueError(f"unknown record format {fmt!r}; allowed: {sorted(PARSERS)}")
-    parse = PARSERS[fmt]
+    # The registry imports this module's parsers (and any format module added there).
+    from .record_formats import FORMATS
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown record format {fmt!r}; allowed: {sorted(FORMATS)}")
+    parse = FORMATS[fmt]
     records = []
     for i, (where, obj) in enumerate(rows):
         try:

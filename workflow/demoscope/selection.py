@@ -11,18 +11,19 @@ their embeddings, made from the query text alone. No test query is ever among it
 demonstrations: a candidate that duplicates a test query (`contamination`) is left out of that
 query's choices, and out of a set shared by every query; the finished table is checked.
 
-Per-query kinds (`strategies.PER_QUERY`) write one set per test query: `similarity` (KATE),
+Per-query kinds (`per_query` in `strategies.STRATEGIES`) write one set per test query: `similarity` (KATE),
 `bm25`, `dpp`, `mdl` and `cone` (`retrievers`); MDL and ConE read the model through an
 `lmscore.LMScorer`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
 from . import contamination, retrievers, selectors
-from .strategies import PER_QUERY
 
 # The only columns of the test queries a select job reads: never label, answer or gold_index.
 LABEL_FREE = ("query_id", "record_id", "input", "query", "options")
@@ -107,135 +108,200 @@ def select(
     label-balanced (classification); `seed` is the run's seed (the random strategy adds its own).
     `queries` (the test queries, `label_free`) lets the contamination guard keep each test
     query's duplicates out of its sets; `scorer` (an `lmscore.LMScorer`) is the model MDL and
-    ConE read."""
-    kind = spec["kind"]
+    ConE read. The kind's `choose` comes from the strategy registry (`strategies.STRATEGIES`)."""
+    # Imported here: the registry imports this module's kinds.
+    from .strategies import strategy
+
+    entry = strategy(spec["kind"])
     queries = None if queries is None else label_free(queries)
     allowed = None if queries is None else contamination.allowed(candidates, queries)
-    if kind in PER_QUERY:
-        table = _per_query(spec, candidates, k, balance, seed, embeddings, queries, allowed, scorer)
+    if not entry.per_query and allowed is not None and not allowed.all():
+        # A set shared by every test query: a duplicate of any of them stays out of the pool.
+        candidates = candidates.filter(pl.Series(allowed.all(axis=0)))
+    inputs = Inputs(
+        candidates, k, candidates["label"].to_numpy() if balance else None, seed, features, correlations, quality,
+        embeddings, zero_shot, queries, allowed, scorer,
+    )
+    if entry.per_query:
+        table = _table(entry.choose(spec, inputs))
     else:
-        if allowed is not None and not allowed.all():
-            # A set shared by every test query: a duplicate of any of them stays out of the pool.
-            candidates = candidates.filter(pl.Series(allowed.all(axis=0)))
-        table = _shared(spec, candidates, k, balance, seed, features, correlations, quality, embeddings, zero_shot)
+        rows, score, detail = entry.choose(spec, inputs)
+        cand_ids = inputs.cand_ids
+        score = np.full(len(cand_ids), np.nan) if score is None else score
+        table = _table([(-1, p, int(cand_ids[r]), float(score[r]), detail) for p, r in enumerate(rows)])
     if queries is not None:
         contamination.check_selection(table, candidates, queries)
     return table
 
 
-def _shared(spec, candidates, k, balance, seed, features, correlations, quality, embeddings, zero_shot) -> pl.DataFrame:
-    cand_ids = candidates["cand_id"].to_numpy()
-    labels = candidates["label"].to_numpy() if balance else None
-    kind = spec["kind"]
-    score = np.full(len(cand_ids), np.nan)
-    detail = ""
-    if kind == "random":
-        rows = selectors.random_k(len(cand_ids), k, np.random.default_rng([seed, 0, spec["seed"]]), labels)
-        detail = f"seed {spec['seed']}"
-    elif kind == "activation":
-        score, detail = _feature_scores(spec, features, correlations, cand_ids)
-        rows = selectors.top_k(score, k, labels, largest=spec["direction"] == "top")
-        detail = f"{spec['feature']} at {detail}, {spec['mask']}/{spec['site']}, {spec['direction']} {k}"
-    elif kind == "quality_oracle":
-        by_id = quality.sort("cand_id")
-        order = np.searchsorted(by_id["cand_id"].to_numpy(), cand_ids)
-        score = by_id["accuracy"].to_numpy()[order].astype(float)
-        tiebreak = by_id["gold_logprob"].to_numpy()[order] if "gold_logprob" in by_id.columns else None
-        rows = selectors.top_k(score, k, labels, tiebreak=tiebreak)
-        detail = "top 1-shot accuracy on the quality queries (ties: gold log-prob); an upper reference"
-    elif kind == "uncertainty":
-        by_id = zero_shot.sort("cand_id")
-        score = by_id["uncertainty"].to_numpy()[np.searchsorted(by_id["cand_id"].to_numpy(), cand_ids)]
-        rows = selectors.top_k(score, k, labels, largest=spec["end"] == "most")
-        detail = f"{spec['end']} uncertain zero-shot"
-    elif kind in ("diversity", "votek"):
-        cands, _, _ = prepared_embeddings(embeddings, cand_ids)
-        if kind == "diversity":
-            rows = selectors.k_center(cands, k, labels)
-            detail = "k-center greedy"
-        else:
-            rows = selectors.vote_k(cands, k, spec["neighbours"], spec["rho"], labels)
-            detail = f"fast vote-k, {spec['neighbours']} neighbours, rho {spec['rho']}"
-    else:
-        raise ValueError(f"unknown selection strategy kind {kind!r}")
-    return _table([(-1, p, int(cand_ids[r]), float(score[r]), detail) for p, r in enumerate(rows)])
+@dataclass
+class Inputs:
+    """What a strategy kind's `choose(spec, inputs)` reads: the candidates (for a shared set,
+    already without any test query's duplicate), k, the labels to balance on (None: no
+    balance), the run's seed, the signal tables its registry entry `reads` (None otherwise),
+    the label-free test queries, `allowed` (test query x candidate, None without queries) and
+    the model scorer of the kinds that load the model.
+
+    A shared-set kind returns (candidate rows in prompt order, a score per candidate or None,
+    detail); a per-query kind returns the table's rows (query_id, position, cand_id, score,
+    detail)."""
+
+    candidates: pl.DataFrame
+    k: int
+    labels: np.ndarray | None
+    seed: int
+    features: pl.DataFrame | None = None
+    correlations: pl.DataFrame | None = None
+    quality: pl.DataFrame | None = None
+    embeddings: pl.DataFrame | None = None
+    zero_shot: pl.DataFrame | None = None
+    queries: pl.DataFrame | None = None
+    allowed: np.ndarray | None = None
+    scorer: object = None
+
+    @property
+    def cand_ids(self) -> np.ndarray:
+        return self.candidates["cand_id"].to_numpy()
 
 
-def _per_query(spec, candidates, k, balance, seed, embeddings, queries, allowed, scorer) -> pl.DataFrame:
-    """One set per test query; rows of `allowed` (None: every candidate) follow the test ids."""
-    cand_ids = candidates["cand_id"].to_numpy()
-    labels = candidates["label"].to_numpy() if balance else None
-    kind = spec["kind"]
-    if kind != "bm25":
-        cands, test_ids, tests = prepared_embeddings(embeddings, cand_ids)
-        if queries is not None:
-            # Align the embeddings' test rows with the queries table.
-            position = {int(q): i for i, q in enumerate(test_ids)}
-            order = [position[int(q)] for q in queries["query_id"]]
-            test_ids, tests = test_ids[order], tests[order]
-        similarity = tests @ cands.T
+# Shared-set kinds: one set for every test query.
+
+
+def choose_random(spec, x: Inputs):
+    rows = selectors.random_k(len(x.cand_ids), x.k, np.random.default_rng([x.seed, 0, spec["seed"]]), x.labels)
+    return rows, None, f"seed {spec['seed']}"
+
+
+def choose_activation(spec, x: Inputs):
+    score, detail = _feature_scores(spec, x.features, x.correlations, x.cand_ids)
+    rows = selectors.top_k(score, x.k, x.labels, largest=spec["direction"] == "top")
+    return rows, score, f"{spec['feature']} at {detail}, {spec['mask']}/{spec['site']}, {spec['direction']} {x.k}"
+
+
+def choose_quality_oracle(spec, x: Inputs):
+    by_id = x.quality.sort("cand_id")
+    order = np.searchsorted(by_id["cand_id"].to_numpy(), x.cand_ids)
+    score = by_id["accuracy"].to_numpy()[order].astype(float)
+    tiebreak = by_id["gold_logprob"].to_numpy()[order] if "gold_logprob" in by_id.columns else None
+    rows = selectors.top_k(score, x.k, x.labels, tiebreak=tiebreak)
+    return rows, score, "top 1-shot accuracy on the quality queries (ties: gold log-prob); an upper reference"
+
+
+def choose_uncertainty(spec, x: Inputs):
+    by_id = x.zero_shot.sort("cand_id")
+    score = by_id["uncertainty"].to_numpy()[np.searchsorted(by_id["cand_id"].to_numpy(), x.cand_ids)]
+    rows = selectors.top_k(score, x.k, x.labels, largest=spec["end"] == "most")
+    return rows, score, f"{spec['end']} uncertain zero-shot"
+
+
+def choose_diversity(spec, x: Inputs):
+    cands, _, _ = prepared_embeddings(x.embeddings, x.cand_ids)
+    return selectors.k_center(cands, x.k, x.labels), None, "k-center greedy"
+
+
+def choose_votek(spec, x: Inputs):
+    cands, _, _ = prepared_embeddings(x.embeddings, x.cand_ids)
+    rows = selectors.vote_k(cands, x.k, spec["neighbours"], spec["rho"], x.labels)
+    return rows, None, f"fast vote-k, {spec['neighbours']} neighbours, rho {spec['rho']}"
+
+
+# Per-query kinds: one set per test query; rows of `allowed` (None: every candidate) follow the
+# test ids.
+
+
+def _query_vectors(x: Inputs):
+    """(candidate vectors, test ids, test vectors, test x candidate cosine, allowed), the test
+    rows aligned with the queries table when there is one."""
+    cands, test_ids, tests = prepared_embeddings(x.embeddings, x.cand_ids)
+    if x.queries is not None:
+        # Align the embeddings' test rows with the queries table.
+        position = {int(q): i for i, q in enumerate(test_ids)}
+        order = [position[int(q)] for q in x.queries["query_id"]]
+        test_ids, tests = test_ids[order], tests[order]
+    return cands, test_ids, tests, tests @ cands.T, _allowed(x, test_ids)
+
+
+def _allowed(x: Inputs, test_ids) -> np.ndarray:
+    return np.ones((len(test_ids), len(x.cand_ids)), dtype=bool) if x.allowed is None else x.allowed
+
+
+def choose_similarity(spec, x: Inputs):
+    cands, test_ids, tests, similarity, allowed = _query_vectors(x)
+    cand_ids, rows = x.cand_ids, []
+    sets = selectors.nearest(cands, tests, x.k, x.labels, allowed=allowed)
+    for i, q in enumerate(test_ids):
+        rows += [(int(q), p, int(cand_ids[c]), float(similarity[i, c]), "nearest by cosine, most similar last")
+                 for p, c in enumerate(sets[i])]
+    return rows
+
+
+def choose_bm25(spec, x: Inputs):
+    test_ids = x.queries["query_id"].to_numpy()
+    allowed, cand_ids, rows = _allowed(x, test_ids), x.cand_ids, []
+    scores = retrievers.bm25_scores(x.candidates["input"].to_list(), x.queries["input"].to_list())
+    for i, q in enumerate(test_ids):
+        chosen = selectors.top_k(np.where(allowed[i], scores[i], np.nan), x.k, x.labels)[::-1]
+        rows += [(int(q), p, int(cand_ids[c]), float(scores[i, c]), "BM25 over the input text, best last")
+                 for p, c in enumerate(chosen)]
+    return rows
+
+
+def choose_dpp(spec, x: Inputs):
+    cands, test_ids, tests, similarity, allowed = _query_vectors(x)
+    cand_ids, labels, rows = x.cand_ids, x.labels, []
+    detail = f"k-DPP greedy MAP over the {spec['candidates']} most similar, scale {spec['scale']}, most relevant last"
+    for i, q in enumerate(test_ids):
+        short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
+        kernel, relevance = retrievers.dpp_kernel(tests[i], cands[short], spec["scale"])
+        picked = retrievers.greedy_map(kernel, x.k, None if labels is None else labels[short])
+        picked = picked[np.lexsort((picked, relevance[picked]))]  # least relevant first
+        rows += [(int(q), p, int(cand_ids[short[j]]), float(similarity[i, short[j]]), detail)
+                 for p, j in enumerate(picked)]
+    return rows
+
+
+def choose_cone(spec, x: Inputs):
+    _, test_ids, _, similarity, allowed = _query_vectors(x)
+    cand_ids, rows = x.cand_ids, []
+    detail = (f"ConE: lowest cross-entropy of the test input after the candidate, among the "
+              f"{spec['candidates']} most similar, best last")
+    shortlists = [retrievers.top_n(similarity[i], spec["candidates"], allowed[i]) for i in range(len(test_ids))]
+    pairs = [(i, [int(c)]) for i, short in enumerate(shortlists) for c in short]
+    logprob = x.scorer.query_logprob(pairs)
+    at = 0
+    for i, q in enumerate(test_ids):
+        score = np.full(len(cand_ids), np.nan)
+        score[shortlists[i]] = logprob[at : at + len(shortlists[i])]
+        at += len(shortlists[i])
+        chosen = selectors.top_k(score, x.k, x.labels)[::-1]
+        rows += [(int(q), p, int(cand_ids[c]), float(score[c]), detail) for p, c in enumerate(chosen)]
+    return rows
+
+
+def choose_mdl(spec, x: Inputs):
+    _, test_ids, _, similarity, allowed = _query_vectors(x)
+    cand_ids, rows = x.cand_ids, []
+    generation = not any(len(o) for o in x.queries["options"].to_list())
+    detail = (f"MDL: of {spec['subsets']} orderings of the {spec['candidates']} most similar, the one whose "
+              f"prediction has the lowest entropy ({'next token' if generation else 'options'})")
+    orderings = []
+    for i, q in enumerate(test_ids):
+        short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
+        rng = np.random.default_rng([x.seed, 2, int(q)])
+        orderings.append(retrievers.mdl_orderings(short, x.k, spec["subsets"], rng, x.labels))
+    pairs = [(i, [int(c) for c in order]) for i, per in enumerate(orderings) for order in per]
+    if generation:
+        entropy = x.scorer.next_token_entropy(pairs)
     else:
-        test_ids = queries["query_id"].to_numpy()
-    if allowed is None:
-        allowed = np.ones((len(test_ids), len(cand_ids)), dtype=bool)
-    rows: list[tuple] = []
-    if kind == "similarity":
-        sets = selectors.nearest(cands, tests, k, labels, allowed=allowed)
-        for i, q in enumerate(test_ids):
-            rows += [(int(q), p, int(cand_ids[c]), float(similarity[i, c]), "nearest by cosine, most similar last")
-                     for p, c in enumerate(sets[i])]
-    elif kind == "bm25":
-        scores = retrievers.bm25_scores(candidates["input"].to_list(), queries["input"].to_list())
-        for i, q in enumerate(test_ids):
-            chosen = selectors.top_k(np.where(allowed[i], scores[i], np.nan), k, labels)[::-1]
-            rows += [(int(q), p, int(cand_ids[c]), float(scores[i, c]), "BM25 over the input text, best last")
-                     for p, c in enumerate(chosen)]
-    elif kind == "dpp":
-        detail = f"k-DPP greedy MAP over the {spec['candidates']} most similar, scale {spec['scale']}, most relevant last"
-        for i, q in enumerate(test_ids):
-            short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
-            kernel, relevance = retrievers.dpp_kernel(tests[i], cands[short], spec["scale"])
-            picked = retrievers.greedy_map(kernel, k, None if labels is None else labels[short])
-            picked = picked[np.lexsort((picked, relevance[picked]))]  # least relevant first
-            rows += [(int(q), p, int(cand_ids[short[j]]), float(similarity[i, short[j]]), detail)
-                     for p, j in enumerate(picked)]
-    elif kind == "cone":
-        detail = (f"ConE: lowest cross-entropy of the test input after the candidate, among the "
-                  f"{spec['candidates']} most similar, best last")
-        shortlists = [retrievers.top_n(similarity[i], spec["candidates"], allowed[i]) for i in range(len(test_ids))]
-        pairs = [(i, [int(c)]) for i, short in enumerate(shortlists) for c in short]
-        logprob = scorer.query_logprob(pairs)
-        at = 0
-        for i, q in enumerate(test_ids):
-            score = np.full(len(cand_ids), np.nan)
-            score[shortlists[i]] = logprob[at : at + len(shortlists[i])]
-            at += len(shortlists[i])
-            chosen = selectors.top_k(score, k, labels)[::-1]
-            rows += [(int(q), p, int(cand_ids[c]), float(score[c]), detail) for p, c in enumerate(chosen)]
-    elif kind == "mdl":
-        generation = not any(len(o) for o in queries["options"].to_list())
-        detail = (f"MDL: of {spec['subsets']} orderings of the {spec['candidates']} most similar, the one whose "
-                  f"prediction has the lowest entropy ({'next token' if generation else 'options'})")
-        orderings = []
-        for i, q in enumerate(test_ids):
-            short = retrievers.top_n(similarity[i], spec["candidates"], allowed[i])
-            rng = np.random.default_rng([seed, 2, int(q)])
-            orderings.append(retrievers.mdl_orderings(short, k, spec["subsets"], rng, labels))
-        pairs = [(i, [int(c) for c in order]) for i, per in enumerate(orderings) for order in per]
-        if generation:
-            entropy = scorer.next_token_entropy(pairs)
-        else:
-            entropy = retrievers.label_entropy(*scorer.option_scores(pairs))
-        at = 0
-        for i, q in enumerate(test_ids):
-            per = entropy[at : at + len(orderings[i])]
-            at += len(orderings[i])
-            best = int(np.argmin(per))  # ties: the earlier ordering (the k nearest first)
-            rows += [(int(q), p, int(cand_ids[c]), float(per[best]), f"{detail}; ordering {best}")
-                     for p, c in enumerate(orderings[i][best])]
-    else:
-        raise ValueError(f"unknown per-query selection strategy kind {kind!r}")
-    return _table(rows)
+        entropy = retrievers.label_entropy(*x.scorer.option_scores(pairs))
+    at = 0
+    for i, q in enumerate(test_ids):
+        per = entropy[at : at + len(orderings[i])]
+        at += len(orderings[i])
+        best = int(np.argmin(per))  # ties: the earlier ordering (the k nearest first)
+        rows += [(int(q), p, int(cand_ids[c]), float(per[best]), f"{detail}; ordering {best}")
+                 for p, c in enumerate(orderings[i][best])]
+    return rows
 
 
 def _table(rows) -> pl.DataFrame:

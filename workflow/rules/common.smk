@@ -20,10 +20,13 @@ from demoscope.codehash import code_hash, script_code
 from demoscope.lenses import (
     ATTENTION_FEATURES,
     CONTROL_FEATURES,
+    LENS_TABLES,
     SAE_FEATURES,
     TASK_VECTOR_FEATURES,
 )
-from demoscope.strategies import MODEL_KINDS, READS, instances
+from demoscope.mask_registry import mask as mask_entry
+from demoscope.quality_definitions import definition as quality_definition
+from demoscope.strategies import instances, strategy
 from demoscope.tasks import generation_settings, local_files, source_errors
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
@@ -54,11 +57,6 @@ STRATEGIES = instances(SELECTION)
 SELECT_TASKS = [
     t for t in TASKS if config["tasks"][t]["sizes"].get("test_queries", 0) > 0
 ]
-# Where each activation lens keeps its per-candidate features and their quality correlations.
-LENS_TABLES = {
-    "moments": ("features", "correlations"),
-    "sae": ("sae_features", "sae_correlations"),
-}
 
 if DATA_DIR:
     # Each local source against its files (one per split, not empty, the fields its
@@ -121,38 +119,16 @@ def task_data(wildcards):
 
 
 def mask_inputs(wildcards):
-    """The query strategy reads the probe queries (the quality queries only where
-    query_mask.source opts in to the leak); the others read only the candidates."""
-    if wildcards.mask == "query":
-        table = (
-            "quality_queries"
-            if config["query_mask"]["source"] == "quality_queries_leaky"
-            else "probe_queries"
-        )
-        return {
-            "queries": f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
-        }
-    return {}
+    """The prompt tables the mask reads besides the candidates (mask_registry.py)."""
+    return {
+        name: f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
+        for name, table in mask_entry(wildcards.mask).tables(config).items()
+    }
 
 
 def mask_context(wildcards):
     """Only what the dump's own strategy uses, so other settings never rerun it."""
-    template = config["tasks"][wildcards.task].get("template", {})
-    separator = template.get("separator", "\n\n")
-    if wildcards.mask == "instruction":
-        return canonical(
-            {"instruction": template.get("instruction", ""), "separator": separator}
-        )
-    if wildcards.mask == "query":
-        return canonical(
-            {
-                "n_queries": config["query_mask"]["queries"],
-                "source": config["query_mask"]["source"],
-                "instruction": template.get("instruction", ""),
-                "separator": separator,
-            }
-        )
-    return {}
+    return canonical(mask_entry(wildcards.mask).context(config, wildcards.task))
 
 
 def dump_rules(dumps):
@@ -194,7 +170,7 @@ def quality_table(model, task):
     """The quality every lens is correlated against: 1-shot (`quality.parquet`) or CondAcc
     (`quality_condacc.parquet`), as `quality.definition` says; both have the same columns.
     """
-    name = "quality_condacc" if QUALITY["definition"] == "condacc" else "quality"
+    name = quality_definition(QUALITY["definition"]).table
     return f"results/{model}/{task}/{name}.parquet"
 
 
@@ -237,31 +213,33 @@ def balanced(task):
 
 
 def select_inputs(wildcards):
-    """Only the signals this strategy instance reads (strategies.READS): adding a strategy
-    never reruns another. Every select job reads the test queries' label-free columns, for
-    the contamination guard and the sets files."""
+    """Only the signals this strategy instance reads (its registry entry's `reads`): adding a
+    strategy never reruns another. Every select job reads the test queries' label-free
+    columns, for the contamination guard and the sets files."""
     spec = STRATEGIES[wildcards.strategy]
     base = f"results/{wildcards.model}/{wildcards.task}"
     inputs = {
         "candidates": f"{base}/prompts/candidates.parquet",
         "queries": f"{base}/prompts/test_queries.parquet",
     }
-    kind = spec["kind"]
-    if kind == "activation":
-        features, correlations = LENS_TABLES[spec["lens"]]
-        inputs["features"] = f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
-        if spec["layer"] == "best":
-            inputs["correlations"] = (
-                f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
+    for signal in strategy(spec["kind"]).reads:
+        if signal == "features":
+            # The lens's tables of one store; the correlations too for the best-layer shortcut.
+            features, correlations = LENS_TABLES[spec["lens"]]
+            inputs["features"] = (
+                f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
             )
-        return inputs
-    paths = {
-        "quality": quality_table(wildcards.model, wildcards.task),
-        "embeddings": f"{base}/embeddings.parquet",
-        "zero_shot": f"{base}/zero_shot.parquet",
-        "model": model_dir(wildcards),
-    }
-    inputs.update({signal: paths[signal] for signal in READS[kind]})
+            if spec["layer"] == "best":
+                inputs["correlations"] = (
+                    f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
+                )
+        else:
+            inputs[signal] = {
+                "quality": quality_table(wildcards.model, wildcards.task),
+                "embeddings": f"{base}/embeddings.parquet",
+                "zero_shot": f"{base}/zero_shot.parquet",
+                "model": model_dir(wildcards),
+            }[signal]
     return inputs
 
 
@@ -271,17 +249,18 @@ def strategy_names(model):
     names = [
         re.escape(name)
         for name, spec in STRATEGIES.items()
-        if (spec["kind"] in MODEL_KINDS) == model
+        if strategy(spec["kind"]).loads_model == model
     ]
     return "|".join(names) if names else "(?!)"
 
 
 def select_params(wildcards):
     spec = STRATEGIES[wildcards.strategy]
+    entry = strategy(spec["kind"])
     own = {**spec, "k": SELECTION["k"], "label_balance": balanced(wildcards.task)}
-    if spec["kind"] in ("random", "mdl"):
+    if entry.run_seed:
         own["run_seed"] = config["seed"]
-    if spec["kind"] in MODEL_KINDS:
+    if entry.loads_model:
         own["dtype"] = config["models"][wildcards.model].get("dtype", COMPUTE["dtype"])
         own["template"] = template_config(wildcards)
     return canonical(own)

@@ -91,8 +91,9 @@ rule select:
         "../scripts/select.py"
 
 
-# The same, for the kinds that load the model (MDL, ConE: strategies.MODEL_KINDS): a model
-# job's threads and GPU, and its own rule for a cluster profile's GPU partition.
+# The same, for the kinds that load the model (MDL, ConE: `model` in their entry's `reads`,
+# strategies.STRATEGIES): a model job's threads and GPU, and its own rule for a cluster
+# profile's GPU partition.
 use rule select as select_model with:
     wildcard_constraints:
         strategy=strategy_names(model=True),

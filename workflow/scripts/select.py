@@ -7,7 +7,7 @@ import sys
 from demoscope.parquet import read_table, write_parquet
 from demoscope.selection import label_free, select
 from demoscope.sets import write_sets
-from demoscope.strategies import MODEL_KINDS
+from demoscope.strategies import strategy
 
 spec = dict(snakemake.params.strategy)
 settings = dict(spec)  # what the sets files record
@@ -21,7 +21,7 @@ signals = {
     if name not in ("candidates", "queries", "model")
 }
 scorer = None
-if spec["kind"] in MODEL_KINDS:
+if strategy(spec["kind"]).loads_model:
     import torch
 
     from demoscope import models

@@ -9,7 +9,8 @@ import torch
 from demoscope import jobclock
 from demoscope.models import resolve_device
 from demoscope.parquet import read_table
-from demoscope.sae import save_sae, train_sae
+from demoscope.sae_io import save_sae
+from demoscope.sae_train import train_sae
 from demoscope.sae_pool import training_records
 from demoscope.store import open_store
 

@@ -10,10 +10,13 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import sae as sae_module
+from demoscope import sae_train
 from demoscope import store
 from demoscope.records import Record
-from demoscope.sae import SAEFormatError, TokenStream, TopKSAE, first_tokens, load_sae, save_sae, train_sae
+from demoscope.sae_io import SAEFormatError, load_sae, save_sae
+from demoscope.sae_model import TopKSAE
+from demoscope.sae_stream import TokenStream, first_tokens
+from demoscope.sae_train import train_sae
 from demoscope.sae_features import SAE_FEATURES, sae_features
 from demoscope.sae_pool import draw_pool, training_records
 from demoscope.templates import Template
@@ -90,18 +93,18 @@ def test_training_resumes_from_a_checkpoint_to_the_same_bits(tmp_path, monkeypat
     clean, clean_record = small_run(data)
 
     checkpoint = tmp_path / "layer_0.checkpoint.pt"
-    saved = sae_module.save_checkpoint
+    saved = sae_train.save_checkpoint
 
     def killed_after_second(path, state):
         saved(path, state)
         if state["step"] == 20:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(sae_module, "save_checkpoint", killed_after_second)
+    monkeypatch.setattr(sae_train, "save_checkpoint", killed_after_second)
     with pytest.raises(KeyboardInterrupt):
         small_run(data, checkpoint_path=checkpoint, checkpoint_every=10)
     assert torch.load(checkpoint, weights_only=False)["step"] == 20
-    monkeypatch.setattr(sae_module, "save_checkpoint", saved)
+    monkeypatch.setattr(sae_train, "save_checkpoint", saved)
 
     resumed, record = small_run(data, checkpoint_path=checkpoint, checkpoint_every=10)
     assert record["metrics"]["resumed_at"] == 20 and not checkpoint.exists()
@@ -289,7 +292,7 @@ def test_a_candidate_without_tokens_has_nan_features_and_no_top_latents(tmp_path
 
 
 def test_sparse_decode_backward_passes_gradcheck_in_float64():
-    from demoscope.sae import SparseDecode
+    from demoscope.sae_model import SparseDecode
 
     generator = torch.Generator().manual_seed(3)
     values = torch.rand(5, 3, dtype=torch.float64, generator=generator).requires_grad_()
@@ -302,7 +305,7 @@ def test_sparse_decode_backward_passes_gradcheck_in_float64():
 
 
 def test_held_out_explained_variance_is_about_the_held_out_tokens_own_mean(tmp_path):
-    from demoscope.sae import evaluate
+    from demoscope.sae_train import evaluate
 
     rng = np.random.default_rng(9)
     x = rng.normal(size=(40, 3)) + np.array([4.0, -2.0, 1.0])  # far from the SAE's training mean

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from demoscope.sae import SAEFormatError
+from demoscope.sae_io import SAEFormatError
 from demoscope.sae_features import sae_features
 from demoscope.sae_published import describe, hook_site, load_any, locate
 

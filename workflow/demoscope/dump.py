@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import __version__, masks, store
 from .capture import capture_sites
 from .models import backbone, decoder_layers
+from .prefixcache import run_padded
 
 
 @torch.inference_mode()
@@ -92,18 +93,21 @@ def dump_activations(
     with capture_sites(model, sites, None if layers is None else chosen) as captured, ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
         for batch in tqdm(todo, desc=f"dump {mask}/{'+'.join(sites)}", file=sys.stderr):
-            cache = None
-            if batch.prefix is not None:
-                prefix = {k: v.to(device) for k, v in batch.prefix.items() if k != "repeat"}
-                cache = body(**prefix, use_cache=True).cache
-                cache.batch_repeat_interleave(batch.prefix["repeat"])
-            body(
-                input_ids=batch.input_ids.to(device),
-                attention_mask=batch.attention_mask.to(device),
-                position_ids=batch.position_ids.to(device),
-                cache=cache,
-                use_cache=False,
-            )
+            if batch.prefix is None:
+                body(
+                    input_ids=batch.input_ids.to(device),
+                    attention_mask=batch.attention_mask.to(device),
+                    position_ids=batch.position_ids.to(device),
+                    use_cache=False,
+                )
+            else:  # the query mask: the demonstrations run once, their cache repeated per query
+                prefix = batch.prefix
+                _, cached = run_padded(
+                    body, prefix["input_ids"], prefix["attention_mask"], prefix["position_ids"], device, use_cache=True
+                )
+                cached.repeat(prefix["repeat"]).forward_laid_out(
+                    body, batch.input_ids, batch.attention_mask, batch.position_ids, use_cache=False
+                )
             keep = batch.keep.to(device)
             blocks = [torch.stack([by_layer[layer][keep] for layer in chosen]).float().cpu().numpy() for by_layer in captured.values()]
             for block, path in zip(blocks, out_paths):

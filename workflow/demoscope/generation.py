@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from .models import backbone
+from .prefixcache import run_prefix
 from .tokens import pad_batch
 
 
@@ -112,29 +113,15 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
     pad = tokenizer.pad_token_id
     n = len(row_queries)
     distinct = list(dict.fromkeys(row_keys))
-    which = torch.tensor([distinct.index(key) for key in row_keys])
+    which = [distinct.index(key) for key in row_keys]
     first_of = {key: row for row, key in reversed(list(enumerate(row_keys)))}
-    p_ids, p_mask = pad_batch([row_prefixes[first_of[key]] for key in distinct], pad, left=True)
-    cache = None
-    if p_mask.any():
-        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-        cache = backbone(model)(
-            input_ids=p_ids.to(device), attention_mask=p_mask.to(device), position_ids=p_pos.to(device), use_cache=True
-        ).cache
-        cache.batch_select_indices(which.to(device))  # each row gets its prefix's keys and values
-        mask = p_mask[which]
-    else:  # no prefix has a token: the queries start the sequences
-        mask = torch.zeros((n, 0), dtype=torch.long)
+    # No prefix with a token: nothing is cached, the queries start the sequences.
+    _, prefix = run_prefix(backbone(model), [row_prefixes[first_of[key]] for key in distinct], pad, device, skip_empty=True)
+    prefix = prefix.select(which)  # each row gets its prefix's keys and values
+    # Queries left-padded too, so that every row's prompt ends in the last column.
     q_ids, q_mask = pad_batch(row_queries, pad, left=True)
-    p_len = mask.sum(-1)
-    pos = p_len[:, None] + (q_mask.cumsum(-1) - 1).clamp(min=0)
-    mask = torch.cat([mask, q_mask], dim=1).to(device)
-    out = model(
-        input_ids=q_ids.to(device), attention_mask=mask, position_ids=pos.to(device),
-        cache=cache, use_cache=True, logits_to_keep=1,
-    )
-    cache, logits = out.cache, out.logits[:, -1]
-    next_pos = (p_len + q_mask.sum(-1)).to(device)
+    out, cached = prefix.forward(model, q_ids, q_mask, left=True, use_cache=True, logits_to_keep=1)
+    logits = out.logits[:, -1]
     generated: list[list[int]] = [[] for _ in range(n)]
     active = list(range(n))  # batch row -> row of this call
     banned = torch.tensor(sorted(stops), dtype=torch.long, device=device)
@@ -155,13 +142,10 @@ def _generate_batch(model, tokenizer, row_prefixes, row_queries, row_keys, devic
             break
         if len(keep) < len(active):  # finished rows leave the batch, and their cache with them
             index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
+            cached, tokens = cached.select(index), tokens[index]
             active = [active[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-        logits = model(
-            input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-            cache=cache, use_cache=True, logits_to_keep=1,
-        ).logits[:, -1]
-        next_pos = next_pos + 1
+        out, cached = cached.forward(
+            model, tokens[:, None], tokens.new_ones((len(active), 1)), left=True, use_cache=True, logits_to_keep=1
+        )
+        logits = out.logits[:, -1]
     return [cut_at_stop(decode(tokenizer, ids), stop) for ids in generated]

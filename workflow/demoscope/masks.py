@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .prefixcache import continuation, left_padded
 from .promptbuilder import PromptBuilder, PromptError
 from .templates import Template
 from .tokens import encode_text, pad_batch
@@ -165,15 +166,13 @@ def plan_query(
     pad = tokenizer.pad_token_id
     for first in range(0, len(prefixes), group):
         last = min(first + group, len(prefixes))
-        p_ids, p_mask = pad_batch(prefixes[first:last], pad, left=True)
-        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+        p_ids, p_mask, p_pos = left_padded(prefixes[first:last], pad)
         ids, q_mask = pad_batch(q_ids, pad, left=False)
         keep = q_mask.bool().clone()
         for row, start in enumerate(q_starts):
             keep[row, :start] = False  # the separator before the query is not stored
         n_p = last - first
-        full = torch.cat([p_mask.repeat_interleave(n_q, 0), q_mask.repeat(n_p, 1)], dim=1)
-        pos = p_mask.sum(-1).repeat_interleave(n_q)[:, None] + torch.arange(ids.shape[1])[None]
+        full, pos = continuation(p_mask.repeat_interleave(n_q, 0), q_mask.repeat(n_p, 1), left=False)
         plan.batches.append(
             Batch(first * n_q, last * n_q, ids.repeat(n_p, 1), full, pos, keep.repeat(n_p, 1),
                   prefix={"input_ids": p_ids, "attention_mask": p_mask, "position_ids": p_pos, "repeat": n_q})

@@ -28,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from .lenses import SAE_FEATURES
-from .sae import TopKSAE, layer_index
+from .sae_model import TopKSAE
+from .sae_stream import layer_index
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def layer_features(
 ) -> tuple[dict, np.ndarray, dict]:
     """Features of every segment at model layer `layer` (dict of arrays), the segments' mean
     latent vectors, and the store-wide quality of the SAE there. With `skip_first` each
-    segment's first token is left out, as in training (`sae.first_tokens`)."""
+    segment's first token is left out, as in training (`sae_stream.first_tokens`)."""
     index = layer_index(store, layer)
     hidden = store.root["activations"].shape[2]
     if hidden != sae.d_in:

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .sae import INFO, WEIGHTS, SAEFormatError, TopKSAE, load_sae
+from .sae_io import INFO, WEIGHTS, SAEFormatError, load_sae
+from .sae_model import TopKSAE
 
 SAELENS_WEIGHTS, SPARSIFY_WEIGHTS, CONFIG = "sae_weights.safetensors", "sae.safetensors", "cfg.json"
 ACTIVATIONS = ("topk", "relu", "jumprelu")

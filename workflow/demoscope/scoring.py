@@ -10,7 +10,6 @@ position ids, so padding never shifts a real token's position.
 
 from __future__ import annotations
 
-import copy
 import sys
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from .models import backbone
+from .prefixcache import Cached, run_prefix
 from .tokens import pad_batch
 
 
@@ -60,23 +60,16 @@ def score_options(
     bar = tqdm(total=len(pairs), desc="score", file=sys.stderr, disable=not progress)
     for start in range(0, len(p_order), p_batch):
         p_idx = p_order[start : start + p_batch]
-        p_ids, p_mask = pad_batch([prefixes[i] for i in p_idx], pad_id, left=True)
-        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-        p_out = body(
-            input_ids=p_ids.to(device),
-            attention_mask=p_mask.to(device),
-            position_ids=p_pos.to(device),
-            use_cache=True,
-        )
+        _, cached = run_prefix(body, [prefixes[i] for i in p_idx], pad_id, device)
         # (row of the prefix batch, pair) for every pair of these prefixes, short queries first.
         rows = [(local, row) for local, p in enumerate(p_idx) for row in rows_of[p]]
         rows.sort(key=lambda r: len(queries[pairs[r[1]][1]]))
-        chunk = max(1, batch_tokens // (p_ids.shape[1] + longest_q))
+        chunk = max(1, batch_tokens // (cached.mask.shape[1] + longest_q))
         for c in range(0, len(rows), chunk):
             part = rows[c : c + chunk]
             q_idx = [pairs[row][1] for _, row in part]
             scores = _score_rows(
-                model, body, p_out.cache, p_mask, [local for local, _ in part],
+                model, body, cached.select([local for local, _ in part], keep=True),
                 [queries[q] for q in q_idx], [options[q] for q in q_idx], n_opts, multi_token, device, pad_id,
             )
             out[[row for _, row in part]] = scores
@@ -85,49 +78,27 @@ def score_options(
     return out.reshape(len(prefixes), len(queries), n_opts) if grid else out
 
 
-def _score_rows(model, body, prefix_cache, p_mask, prefix_rows, queries, options, n_opts, multi_token, device, pad_id):
-    """Row i: the query `queries[i]` after prefix `prefix_rows[i]` of the prefix batch."""
-    select = torch.tensor(prefix_rows)
-    cache = copy.deepcopy(prefix_cache)
-    cache.batch_select_indices(select.to(device))
+def _score_rows(model, body, prefix: Cached, queries, options, n_opts, multi_token, device, pad_id):
+    """Row i: the query `queries[i]` after row i of the cached prefixes."""
     q_ids, q_mask = pad_batch(queries, pad_id, left=False)
-    row_p_mask = p_mask[select]
-    mask = torch.cat([row_p_mask, q_mask], dim=1)
-    p_len = row_p_mask.sum(-1)
-    pos = p_len[:, None] + torch.arange(q_ids.shape[1])[None]
-    q_out = body(
-        input_ids=q_ids.to(device),
-        attention_mask=mask.to(device),
-        position_ids=pos.to(device),
-        cache=cache,
-        use_cache=multi_token,
-    )
+    q_out, after = prefix.forward(body, q_ids, q_mask, left=False, use_cache=multi_token)
     q_len = q_mask.sum(-1)
     last = q_out.last_hidden_state[torch.arange(len(queries)), (q_len - 1).to(device)]
     present = torch.tensor([[k < len(opts) for k in range(n_opts)] for opts in options])
     first_tok = torch.tensor([[opts[k][0] if k < len(opts) else 0 for k in range(n_opts)] for opts in options])
     scores = _log_probs(model, last).cpu().gather(1, first_tok)  # (rows, n_opts)
     if multi_token:
-        scores += _tail_scores(model, body, q_out.cache, mask, p_len + q_len, options, n_opts, device, pad_id)
+        scores += _tail_scores(model, body, after, options, n_opts, device, pad_id)
     scores[~present] = float("nan")
     return scores.double().numpy()
 
 
-def _tail_scores(model, body, cache, mask, lengths, row_opts, n_opts, device, pad_id) -> torch.Tensor:
+def _tail_scores(model, body, after: Cached, row_opts, n_opts, device, pad_id) -> torch.Tensor:
     """Log-prob of every option token after the first: each row's cache continues with each option."""
-    cache.batch_repeat_interleave(n_opts)
     options = [opts[k] if k < len(opts) else [pad_id] for opts in row_opts for k in range(n_opts)]
     o_ids, o_mask = pad_batch([o[:-1] for o in options], pad_id, left=False)
     targets, _ = pad_batch([o[1:] for o in options], pad_id, left=False)
-    full_mask = torch.cat([mask.repeat_interleave(n_opts, 0), o_mask], dim=1)
-    o_pos = lengths.repeat_interleave(n_opts)[:, None] + torch.arange(o_ids.shape[1])[None]
-    hidden = body(
-        input_ids=o_ids.to(device),
-        attention_mask=full_mask.to(device),
-        position_ids=o_pos.to(device),
-        cache=cache,
-        use_cache=False,
-    ).last_hidden_state
+    hidden = after.repeat(n_opts).forward(body, o_ids, o_mask, left=False, use_cache=False)[0].last_hidden_state
     real = o_mask.bool()
     # Project only the real positions: the vocabulary is the most expensive matrix here.
     token_lp = _log_probs(model, hidden[real.to(device)]).cpu().gather(1, targets[real][:, None])[:, 0]

@@ -18,10 +18,11 @@ import torch
 
 from .embeddings import candidate_texts
 from .models import backbone
+from .prefixcache import run_prefix
 from .promptbuilder import PromptBuilder
 from .scoring import score_options
 from .templates import Template
-from .tokens import length_batches, pad_batch
+from .tokens import length_batches
 
 
 def option_entropy(option_lp: np.ndarray) -> np.ndarray:
@@ -48,9 +49,9 @@ def next_token_entropy(model, prompts: list[list[int]], device: str, pad_id: int
     position goes through the vocabulary projection."""
     body, out = backbone(model), np.empty(len(prompts))
     for rows in length_batches([len(p) for p in prompts], batch_tokens):
-        ids, mask = pad_batch([prompts[i] for i in rows], pad_id, left=True)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).last_hidden_state
+        # Left-padded: every prompt's last token is in the last column.
+        forward, _ = run_prefix(body, [prompts[i] for i in rows], pad_id, device, use_cache=False)
+        hidden = forward.last_hidden_state
         lp = torch.log_softmax(model.get_output_embeddings()(hidden[:, -1]).float(), dim=-1)
         out[rows] = (-(lp.exp() * lp).sum(-1)).cpu().double().numpy()
     return out

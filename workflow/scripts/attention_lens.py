@@ -6,18 +6,15 @@ import sys
 
 import numpy as np
 import polars as pl
-import torch
 
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.attention import best_head, candidate_features
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 # Attention weights need the eager implementation: the fused kernels return none.
 model.set_attn_implementation("eager")
 template = Template.from_config(params.template)

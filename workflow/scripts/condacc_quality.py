@@ -5,18 +5,14 @@ log_to(snakemake.log[0])
 import sys
 import time
 
-import torch
-
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.condacc import score_condacc
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 began = time.perf_counter()
 quality, outcomes, by_query = score_condacc(
     model,

@@ -2,18 +2,14 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import torch
-
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.controls import control_table
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 table = control_table(
     model,
     tokenizer,

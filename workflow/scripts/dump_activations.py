@@ -2,15 +2,12 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import torch
-
 from demoscope.parquet import read_table
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.sampling import balanced_head
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 context = dict(snakemake.params.context)
 if "n_queries" in context:
@@ -22,8 +19,7 @@ if "n_queries" in context:
             f"query_mask.queries: {wanted} queries asked for, {snakemake.input.queries} holds {len(queries)}"
         )
     context["queries"] = queries["query"].gather(chosen).to_list()
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 dump_activations(
     model,
     tokenizer,

@@ -2,18 +2,14 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import torch
-
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.dump import dump_activations, resolve_store_dtype
 from demoscope.models import decoder_layers
 from demoscope.parquet import read_table
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 wildcards = snakemake.wildcards
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 layers = list(snakemake.params.layers)
 depth = len(decoder_layers(model))
 outside = [layer for layer in layers if not 0 <= layer < depth]

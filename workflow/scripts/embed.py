@@ -3,19 +3,16 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 import sys
+from functools import partial
 
-import torch
-
-from demoscope import jobclock
+from demoscope import modeljob
 from demoscope.embeddings import candidate_texts, embedding_table, load_encoder, mean_pooled
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-encoder, tokenizer, device = load_encoder(params.embedding, snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(encoder, body=encoder)
+encoder, tokenizer, device = modeljob.start(snakemake, load=partial(load_encoder, params.embedding))
 candidates = read_table(snakemake.input.candidates)
 # The test queries' text alone: no label, answer or gold index is read.
 queries = read_table(snakemake.input.queries).select("query_id", "query")

@@ -6,18 +6,15 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import torch
 
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.evaluation import evaluate_selection
 from demoscope.parquet import read_table, write_parquet
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 template = Template.from_config(params.template)
 candidates = read_table(snakemake.input.candidates)
 queries = read_table(snakemake.input.queries)

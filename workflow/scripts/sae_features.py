@@ -3,15 +3,14 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 import polars as pl
-import torch
 
-from demoscope import jobclock
+from demoscope import jobclock, modeljob
 from demoscope.parquet import write_parquet
 from demoscope.sae_published import load_any
 from demoscope.sae_features import sae_features
 from demoscope.store import open_store
 
-torch.set_num_threads(snakemake.threads)
+modeljob.torch_threads(snakemake)
 params = snakemake.params
 store = open_store(snakemake.input.store)
 outside = [layer for layer in params.layers if not 0 <= layer < store.n_layers]

@@ -2,17 +2,13 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-import torch
-
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.parquet import read_table, write_parquet
 from demoscope.quality import quality_tables
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], snakemake.params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 quality, by_query = quality_tables(
     model,
     tokenizer,

@@ -22,15 +22,12 @@ signals = {
 }
 scorer = None
 if strategy(spec["kind"]).loads_model:
-    import torch
-
-    from demoscope import models
+    from demoscope import modeljob
     from demoscope.lmscore import LMScorer
     from demoscope.templates import Template
 
-    torch.set_num_threads(snakemake.threads)
+    model, tokenizer, device = modeljob.start(snakemake, dtype=spec.pop("dtype"))
     compute = snakemake.config["compute"]
-    model, tokenizer, device = models.load(snakemake.input.model, compute["device"], spec.pop("dtype"))
     scorer = LMScorer(
         model, tokenizer, Template.from_config(spec.pop("template")), candidates, queries, device,
         compute["batch_tokens"],

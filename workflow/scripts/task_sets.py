@@ -4,19 +4,15 @@ log_to(snakemake.log[0])
 
 import sys
 
-import torch
-
-from demoscope import jobclock, models
+from demoscope import modeljob
 from demoscope.evaluation import score_pairs
 from demoscope.parquet import read_table, write_parquet
 from demoscope.taskcorr import random_sets, set_table
 from demoscope.templates import Template
 
-torch.set_num_threads(snakemake.threads)
 compute = snakemake.config["compute"]
 params = snakemake.params
-model, tokenizer, device = models.load(snakemake.input.model, compute["device"], params.dtype)
-jobclock.meter(model)
+model, tokenizer, device = modeljob.start(snakemake)
 candidates = read_table(snakemake.input.candidates)
 labels = candidates["label"].to_numpy() if params.label_balance else None
 sets = random_sets(candidates["cand_id"].to_numpy(), params.k, params.sets, params.seed, labels)

@@ -4,16 +4,15 @@ log_to(snakemake.log[0])
 
 from pathlib import Path
 
-import torch
-
-from demoscope import jobclock
+from demoscope import jobclock, modeljob
 from demoscope.models import resolve_device
 from demoscope.parquet import read_table
-from demoscope.sae import save_sae, train_sae
+from demoscope.sae_io import save_sae
+from demoscope.sae_train import train_sae
 from demoscope.sae_pool import training_records
 from demoscope.store import open_store
 
-torch.set_num_threads(snakemake.threads)
+modeljob.torch_threads(snakemake)
 wildcards = snakemake.wildcards
 pool = read_table(snakemake.input.pool)
 n_train = training_records(pool)

@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 from demoscope.correlate import spearman, spearman_columns, spearman_pvalue
-from demoscope.rhotable import rho_rows
+from demoscope.rhotable import rho_rows, rho_table
 
 
 def test_spearman_matches_scipy():
@@ -89,6 +89,40 @@ def test_rho_rows_refuses_missing_candidate_rows():
     quality = pl.DataFrame({"cand_id": [0, 1, 2, 3], "accuracy": [0.1, 0.2, 0.3, 0.4], "n_tokens": [1, 2, 3, 4]})
     with pytest.raises(ValueError, match="lacks"):
         rho_rows(features, quality, ["f"], ["accuracy"], 10, np.random.default_rng(0), False)
+
+
+def test_rho_table_puts_each_statistic_on_its_feature_layer_and_metric():
+    """feature_matrix lays columns out layer-major: column c is feature c % F at layer c // F."""
+    names, layers, metrics = ["f", "g", "h"], [2, 5], ["accuracy", "gold_logprob"]
+    code = np.array([[100 * c + m for m in range(2)] for c in range(6)], dtype=float)
+    table = rho_table(names, layers, metrics, {"rho": code, "controls": "n_tokens"})
+    assert table.columns == ["feature", "layer", "quality", "rho", "controls"]
+    assert table["layer"].dtype == pl.Int64 and len(table) == 12
+    for row in table.iter_rows(named=True):
+        column = layers.index(row["layer"]) * len(names) + names.index(row["feature"])
+        assert row["rho"] == 100 * column + metrics.index(row["quality"])
+    assert table.select("quality", "feature", "layer").rows() == sorted(table.select("quality", "feature", "layer").rows())
+    with pytest.raises(ValueError, match="column rho has shape"):
+        rho_table(names, layers, metrics, {"rho": code[:, :1]})
+
+
+def test_both_sides_build_their_rows_with_rho_table():
+    """The quality side (rho_rows) and the task side (task_rho_rows) key the same features the
+    same way, in the same order, only the metric column's name differs."""
+    from demoscope.taskcorr import METRICS, random_sets, set_table, task_rho_rows
+
+    rng = np.random.default_rng(3)
+    n = 12
+    features = pl.DataFrame({"cand_id": np.repeat(np.arange(n), 2), "layer": np.tile([0, 3], n),
+                             "f": rng.normal(size=2 * n), "g": rng.normal(size=2 * n)})
+    quality = pl.DataFrame({"cand_id": np.arange(n), "accuracy": rng.random(n), "gold_logprob": rng.normal(size=n),
+                            "n_tokens": rng.integers(3, 9, n)})
+    quality_side = rho_rows(features, quality, ["f", "g"], list(METRICS), 20, np.random.default_rng(0), False)
+    sets = set_table(random_sets(np.arange(n), 3, 8, 0), rng.random((8, 5)) > 0.5, rng.normal(size=(8, 5)))
+    task_side = task_rho_rows(features, sets, ["f", "g"])
+    keys = ["feature", "layer"]
+    assert task_side.select(*keys, quality="metric").rows() == quality_side.select(*keys, "quality").rows()
+    assert task_side.columns[:3] == ["feature", "layer", "metric"]
 
 
 def test_skipped_section_counts_rows_per_split():

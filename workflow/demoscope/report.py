@@ -8,6 +8,7 @@ import re
 import numpy as np
 import polars as pl
 
+from . import paths
 from .fdr import with_adjusted
 from .headline import sentence
 from .lenses import lens_of
@@ -329,7 +330,7 @@ def task_section(task_spearman: pl.DataFrame | None, top: pl.DataFrame) -> tuple
         "it the largest |rho| of the quality side (1-shot quality over candidates). `task_nan` counts undefined "
         "rho (a constant side, e.g. every set equally accurate). `underpowered`: over this many sets, |rho| up to "
         "`detectable_rho` (above 0.5) could be missed 1 time in 5, so a small or large task_rho there is not "
-        "evidence either way. Full table: `results/report/task_spearman.csv`."
+        f"evidence either way. Full table: `{paths.report_file('task_spearman.csv')}`."
     )
     return heading, text, table.sort("model", "task")
 
@@ -344,6 +345,6 @@ def skipped_section(skipped: dict[tuple[str, str], pl.DataFrame]) -> tuple[str, 
     total = sum(r["skipped"] for r in rows)
     text = (
         f"{total} records were left out under `bad_records: skip`; each one, with its file, line and reason, "
-        "is in `results/<model>/<task>/prompts/skipped.parquet` and the build_prompts log."
+        f"is in `{paths.prompts('skipped', '<model>', '<task>')}` and the build_prompts log."
     )
     return "Skipped records", text, pl.DataFrame(rows).filter(pl.col("skipped") > 0) if total else None

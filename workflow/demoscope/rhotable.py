@@ -41,6 +41,32 @@ def feature_matrix(features: pl.DataFrame, cand_ids: np.ndarray, names: list[str
     return values.reshape(len(cand_ids), len(layers) * len(names)), layers
 
 
+def rho_table(
+    names: list[str], layers: list, metrics, columns: dict, metric_column: str = "quality"
+) -> pl.DataFrame:
+    """The one builder of a rho output table, for the quality side (`rho_rows`) and the task
+    side (`taskcorr.task_rho_rows`): the statistics are (layers * features) x metrics arrays,
+    layer-major as `feature_matrix` lays its columns out; each becomes one row per feature,
+    layer and metric, keyed by `feature`, `layer` and `metric_column`, then the `columns` in
+    their order (an array of that shape, or one value for every row). Sorted by metric,
+    feature, layer."""
+    shape = (len(layers) * len(names), len(metrics))
+    column = np.arange(shape[0])
+    data = {
+        "feature": np.repeat(np.array(names)[column % len(names)], shape[1]),
+        "layer": np.repeat(np.array(layers)[column // len(names)], shape[1]),
+        metric_column: np.tile(metrics, shape[0]),
+    }
+    for name, value in columns.items():
+        if isinstance(value, np.ndarray):
+            if value.shape != shape:
+                raise ValueError(f"rho_table: column {name} has shape {value.shape}, not {shape}")
+            value = value.ravel()
+        data[name] = value
+    table = pl.DataFrame(data, schema_overrides={"layer": pl.Int64})
+    return table.sort(metric_column, "feature", "layer")
+
+
 def rho_rows(
     features: pl.DataFrame,
     quality: pl.DataFrame,
@@ -65,22 +91,18 @@ def rho_rows(
     low, high = bootstrap_interval(x, y, n_resamples, rng, level)
     labels = indicators(quality["label"].to_numpy()) if control_label else None
     partial, partial_p, _ = partial_spearman(x, y, quality["n_tokens"].to_numpy(), labels)
-    shape = rho.shape  # (layers * features) x metrics
-    column = np.arange(shape[0])
-    table = pl.DataFrame(
+    return rho_table(
+        names,
+        layers,
+        metrics,
         {
-            "feature": np.repeat(np.array(names)[column % len(names)], shape[1]),
-            "layer": np.repeat(np.array(layers)[column // len(names)], shape[1]),
-            "quality": np.tile(metrics, shape[0]),
-            "rho": rho.ravel(),
-            "pvalue": spearman_pvalue(rho, n).ravel(),
-            "n": n.ravel(),
-            "ci_low": low.ravel(),
-            "ci_high": high.ravel(),
-            "partial_rho": partial.ravel(),
-            "partial_pvalue": partial_p.ravel(),
+            "rho": rho,
+            "pvalue": spearman_pvalue(rho, n),
+            "n": n,
+            "ci_low": low,
+            "ci_high": high,
+            "partial_rho": partial,
+            "partial_pvalue": partial_p,
             "controls": "n_tokens,label" if control_label else "n_tokens",
         },
-        schema_overrides={"layer": pl.Int64},
     )
-    return table.sort("quality", "feature", "layer")

@@ -28,7 +28,7 @@ from scipy import stats
 
 from .correlate import spearman_columns, spearman_pvalue
 from .power import bonett_wright_se
-from .rhotable import feature_matrix
+from .rhotable import feature_matrix, rho_table
 from .selectors import random_k
 
 METRICS = ("accuracy", "gold_logprob")
@@ -70,23 +70,18 @@ def task_rho_rows(features: pl.DataFrame, sets: pl.DataFrame, names: list[str], 
     y = sets.select(METRICS).to_numpy().astype(float)
     rho, n = spearman_columns(x, y)
     rho = rho[0]
-    column = np.arange(rho.shape[0])
     exact = (n <= EXACT_MAX) & np.isfinite(rho)
     pvalue = np.where(exact, exact_spearman_pvalue(x, y, rho, exact), spearman_pvalue(rho, n))
     detectable = detectable_rho(n, alpha)
-    return pl.DataFrame(
-        {
-            "feature": np.repeat(np.array(names)[column % len(names)], len(METRICS)),
-            "layer": np.repeat(np.array(layers)[column // len(names)], len(METRICS)),
-            "metric": np.tile(METRICS, rho.shape[0]),
-            "rho": rho.ravel(),
-            "pvalue": pvalue.ravel(),
-            "exact_p": exact.ravel(),
-            "n": n.ravel(),
-            "detectable_rho": detectable.ravel(),
-            "underpowered": ~(detectable <= UNDERPOWERED_RHO).ravel(),
-        }
-    ).sort("metric", "feature", "layer")
+    columns = {
+        "rho": rho,
+        "pvalue": pvalue,
+        "exact_p": exact,
+        "n": n,
+        "detectable_rho": detectable,
+        "underpowered": ~(detectable <= UNDERPOWERED_RHO),
+    }
+    return rho_table(names, layers, METRICS, columns, metric_column="metric")
 
 
 def exact_spearman_pvalue(x: np.ndarray, y: np.ndarray, rho: np.ndarray, which: np.ndarray) -> np.ndarray:

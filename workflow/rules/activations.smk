@@ -14,18 +14,13 @@ for dump_rule, (dump_sites, dump_masks) in DUMP_RULES.items():
         input:
             unpack(mask_inputs),
             model=model_dir,
-            candidates="results/{model}/{task}/prompts/candidates.parquet",
+            candidates=paths.prompts("candidates"),
         output:
-            [
-                directory(
-                    f"results/{{model}}/{{task}}/activations/{{mask}}/{site}.zarr"
-                )
-                for site in dump_sites
-            ],
+            [directory(paths.activations(site=site)) for site in dump_sites],
         log:
-            "results/logs/dump_activations/{model}/{task}/{mask}.log",
+            paths.log("dump_activations", "model", "task", "mask"),
         benchmark:
-            "results/benchmarks/dump_activations/{model}/{task}/{mask}.tsv"
+            paths.benchmark("dump_activations", "model", "task", "mask")
         wildcard_constraints:
             mask="|".join(dump_masks),
         conda:

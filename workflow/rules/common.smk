@@ -16,6 +16,7 @@ from demoscope.config import ConfigError, check_config
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 
+from demoscope import paths
 from demoscope.codehash import code_hash, script_code
 from demoscope.lenses import (
     ATTENTION_FEATURES,
@@ -110,7 +111,7 @@ def generation_config(wildcards):
 
 
 def model_dir(wildcards):
-    return f"resources/models/{wildcards.model}"
+    return paths.model_dir(wildcards.model)
 
 
 def task_data(wildcards):
@@ -121,7 +122,7 @@ def task_data(wildcards):
 def mask_inputs(wildcards):
     """The prompt tables the mask reads besides the candidates (mask_registry.py)."""
     return {
-        name: f"results/{wildcards.model}/{wildcards.task}/prompts/{table}.parquet"
+        name: paths.prompts(table, wildcards.model, wildcards.task)
         for name, table in mask_entry(wildcards.mask).tables(config).items()
     }
 
@@ -152,18 +153,24 @@ DUMP_RULES = dump_rules(config["dumps"])
 def store_features(model, task):
     """The feature tables of every dumped (mask, site) of one model and task."""
     return [
-        f"results/{model}/{task}/features/{mask}/{site}.parquet" for mask, site in DUMPS
+        paths.store_table("features", model, task, mask, site) for mask, site in DUMPS
     ]
 
 
-def massive_features(wildcards):
-    """The store the massive-activation figure reads: the residual stream under the causal
-    mask, where Sun et al. measured, else the causal MLP output, else the first store dumped
-    (the residual stream first)."""
+def massive_store(wildcards):
+    """The store the massive-activation figure reads, as {mask, site}: the residual stream
+    under the causal mask, where Sun et al. measured, else the causal MLP output, else the
+    first store dumped (the residual stream first)."""
     preferred = [("causal", "resid"), ("causal", "mlp_out")]
     preferred += sorted(DUMPS, key=lambda dump: dump[1] != "resid")
     mask, site = next(dump for dump in preferred if dump in DUMPS)
-    return f"results/{wildcards.model}/{wildcards.task}/features/{mask}/{site}.parquet"
+    return {"mask": mask, "site": site}
+
+
+def massive_features(wildcards):
+    return paths.store_table(
+        "features", wildcards.model, wildcards.task, **massive_store(wildcards)
+    )
 
 
 def quality_table(model, task):
@@ -171,7 +178,7 @@ def quality_table(model, task):
     (`quality_condacc.parquet`), as `quality.definition` says; both have the same columns.
     """
     name = quality_definition(QUALITY["definition"]).table
-    return f"results/{model}/{task}/{name}.parquet"
+    return paths.task_table(name, model, task)
 
 
 def quality_input(wildcards):
@@ -181,15 +188,14 @@ def quality_input(wildcards):
 def quality_by_query_input(wildcards):
     """The candidate x query outcomes behind `quality_table` (CondAcc's averaged over each
     candidate's prompts), which reliability reads."""
-    return quality_table(wildcards.model, wildcards.task).replace(
-        ".parquet", "_by_query.parquet"
-    )
+    name = quality_definition(QUALITY["definition"]).table
+    return paths.task_table(f"{name}_by_query", wildcards.model, wildcards.task)
 
 
 def tv_outputs(kind, model, task):
     """The task-vector lens's table (kind tv_features or tv_correlations); none off its tasks."""
     return (
-        [f"results/{model}/{task}/{kind}/prompt/resid.parquet"]
+        [paths.store_table(kind, model, task, "prompt", "resid")]
         if task in TV_TASKS
         else []
     )
@@ -200,7 +206,7 @@ def attention_outputs(kind, model, task):
     if task not in ATTENTION_TASKS:
         return []
     return [
-        f"results/{model}/{task}/{kind}/{view}/attn.parquet"
+        paths.store_table(kind, model, task, view, "attn")
         for view in ATTENTION_FEATURES
     ]
 
@@ -217,27 +223,26 @@ def select_inputs(wildcards):
     strategy never reruns another. Every select job reads the test queries' label-free
     columns, for the contamination guard and the sets files."""
     spec = STRATEGIES[wildcards.strategy]
-    base = f"results/{wildcards.model}/{wildcards.task}"
+    base = {"model": wildcards.model, "task": wildcards.task}
     inputs = {
-        "candidates": f"{base}/prompts/candidates.parquet",
-        "queries": f"{base}/prompts/test_queries.parquet",
+        "candidates": paths.prompts("candidates", **base),
+        "queries": paths.prompts("test_queries", **base),
     }
     for signal in strategy(spec["kind"]).reads:
         if signal == "features":
             # The lens's tables of one store; the correlations too for the best-layer shortcut.
             features, correlations = LENS_TABLES[spec["lens"]]
-            inputs["features"] = (
-                f"{base}/{features}/{spec['mask']}/{spec['site']}.parquet"
-            )
+            store = {"mask": spec["mask"], "site": spec["site"]}
+            inputs["features"] = paths.store_table(features, **base, **store)
             if spec["layer"] == "best":
-                inputs["correlations"] = (
-                    f"{base}/{correlations}/{spec['mask']}/{spec['site']}.parquet"
+                inputs["correlations"] = paths.store_table(
+                    correlations, **base, **store
                 )
         else:
             inputs[signal] = {
                 "quality": quality_table(wildcards.model, wildcards.task),
-                "embeddings": f"{base}/embeddings.parquet",
-                "zero_shot": f"{base}/zero_shot.parquet",
+                "embeddings": paths.task_table("embeddings", **base),
+                "zero_shot": paths.task_table("zero_shot", **base),
                 "model": model_dir(wildcards),
             }[signal]
     return inputs
@@ -266,19 +271,32 @@ def select_params(wildcards):
     return canonical(own)
 
 
+def report_selection_keys():
+    """What report_selection's inputs are, in their order (the script never parses a path):
+    the (model, task, strategy) of each evaluation table, the (model, task) of each
+    task_spearman table."""
+    return {
+        "evaluations": [
+            {"model": model, "task": task, "strategy": strategy}
+            for model in MODELS
+            for task in SELECT_TASKS
+            for strategy in STRATEGIES
+        ],
+        "task_spearman": [
+            {"model": model, "task": task} for model in MODELS for task in SELECT_TASKS
+        ],
+    }
+
+
 def evaluation_tables():
-    return [
-        f"results/{model}/{task}/evaluation/{strategy}.parquet"
-        for model in MODELS
-        for task in SELECT_TASKS
-        for strategy in STRATEGIES
-    ]
+    return [paths.evaluation(**k) for k in report_selection_keys()["evaluations"]]
 
 
 def task_spearman_tables():
-    return expand(
-        "results/{model}/{task}/task_spearman.parquet", model=MODELS, task=SELECT_TASKS
-    )
+    return [
+        paths.task_table("task_spearman", **k)
+        for k in report_selection_keys()["task_spearman"]
+    ]
 
 
 def report_stores():
@@ -290,13 +308,12 @@ def report_stores():
     stores = []
     for model in sorted(MODELS):
         for task in sorted(TASKS):
-            base = f"results/{model}/{task}"
             for mask, site in DUMPS:
                 keys = {"model": model, "task": task, "mask": mask, "site": site}
                 stores.append(
                     (
-                        f"{base}/correlations/{mask}/{site}.parquet",
-                        f"{base}/null/{mask}/{site}.parquet",
+                        paths.store_table("correlations", **keys),
+                        paths.store_table("null", **keys),
                         keys,
                     )
                 )
@@ -304,8 +321,8 @@ def report_stores():
                 keys = {"model": model, "task": task, "mask": mask, "site": site}
                 stores.append(
                     (
-                        f"{base}/sae_correlations/{mask}/{site}.parquet",
-                        f"{base}/sae_null/{mask}/{site}.parquet",
+                        paths.store_table("sae_correlations", **keys),
+                        paths.store_table("sae_null", **keys),
                         keys,
                     )
                 )
@@ -313,21 +330,21 @@ def report_stores():
             # store per view, site `attn`), on the tasks they run on (docs/lenses.md).
             for rho in tv_outputs("tv_correlations", model, task):
                 keys = {"model": model, "task": task, "mask": "prompt", "site": "resid"}
-                stores.append((rho, f"{base}/tv_null/prompt/resid.parquet", keys))
+                stores.append((rho, paths.store_table("tv_null", **keys), keys))
             for view in ATTENTION_FEATURES if task in ATTENTION_TASKS else []:
                 keys = {"model": model, "task": task, "mask": view, "site": "attn"}
                 stores.append(
                     (
-                        f"{base}/attn_correlations/{view}/attn.parquet",
-                        f"{base}/attn_null/{view}/attn.parquet",
+                        paths.store_table("attn_correlations", **keys),
+                        paths.store_table("attn_null", **keys),
                         keys,
                     )
                 )
             keys = {"model": model, "task": task, "mask": None, "site": None}
             stores.append(
                 (
-                    f"{base}/controls_correlations.parquet",
-                    f"{base}/controls_null.parquet",
+                    paths.task_table("controls_correlations", model, task),
+                    paths.task_table("controls_null", model, task),
                     keys,
                 )
             )
@@ -366,24 +383,16 @@ def report_inputs():
     ]
     return {
         "task_spearman": [
-            f"results/{k['model']}/{k['task']}/task_spearman.parquet"
+            paths.task_table("task_spearman", **k)
             for k in report_keys()["task_spearman"]
         ],
         "correlations": [rho for rho, _, _ in report_stores()],
         "nulls": [null for _, null, _ in report_stores()],
         # What every lens is correlated against (quality.definition).
         "quality": [quality_table(k["model"], k["task"]) for k in per_task],
-        "reliability": [
-            f"results/{k['model']}/{k['task']}/reliability.parquet" for k in per_task
-        ],
-        "skipped": [
-            f"results/{k['model']}/{k['task']}/prompts/skipped.parquet"
-            for k in per_task
-        ],
-        "contamination": [
-            f"results/{k['model']}/{k['task']}/prompts/contamination.parquet"
-            for k in per_task
-        ],
+        "reliability": [paths.task_table("reliability", **k) for k in per_task],
+        "skipped": [paths.prompts("skipped", **k) for k in per_task],
+        "contamination": [paths.prompts("contamination", **k) for k in per_task],
         "sae_quality": [
             path
             for model in sorted(MODELS)
@@ -409,7 +418,7 @@ def sae_directory(model, task, site, layer):
         from demoscope.sae_published import locate
 
         return locate(SAE["pretrained"][model], site, int(layer))
-    return f"results/{model}/{task}/sae/{site}/layer_{layer}"
+    return paths.sae_dir(model, task, site, layer)
 
 
 def sae_directories(wildcards):
@@ -428,7 +437,7 @@ def sae_training(wildcards):
 def sae_outputs(kind, model, task):
     """One SAE-lens table per store: kind is sae_features, sae_quality or sae_correlations."""
     return [
-        f"results/{model}/{task}/{kind}/{mask}/{site}.parquet"
+        paths.store_table(kind, model, task, mask, site)
         for mask, site in sae_stores(model, task)
     ]
 
@@ -448,26 +457,26 @@ def selection_outputs():
     """The selection stage's tables and figures (none when no task has test queries)."""
     if not SELECT_TASKS:
         return []
-    figures = expand(
-        "results/figures/strategies/{model}/{task}.{ext}",
-        model=MODELS,
-        task=SELECT_TASKS,
-        ext=["png", "pdf"],
-    )
+    figures = [
+        paths.figure("strategies", model, task, ext)
+        for model in MODELS
+        for task in SELECT_TASKS
+        for ext in ["png", "pdf"]
+    ]
     return [
-        "results/report/strategies.csv",
-        "results/report/task_spearman.csv",
+        paths.report_file("strategies.csv"),
+        paths.report_file("task_spearman.csv"),
         *(figures if STRATEGIES else []),
     ]
 
 
 def contamination_tables():
     """Per model and task, the candidates that duplicate a test or quality query."""
-    return expand(
-        "results/{model}/{task}/prompts/contamination.parquet",
-        model=MODELS,
-        task=TASKS,
-    )
+    return [
+        paths.prompts("contamination", model, task)
+        for model in MODELS
+        for task in TASKS
+    ]
 
 
 def paper_outputs():
@@ -475,16 +484,16 @@ def paper_outputs():
     return [
         *selection_outputs(),
         *contamination_tables(),
-        "results/report/spearman.csv",
-        "results/report/headline.csv",
-        "results/report/summary.md",
-        "results/report/summary.html",
-        "results/report/config.yaml",
-        *expand(
-            "results/figures/{figure}/{model}/{task}.{ext}",
-            figure=FIGURES,
-            model=MODELS,
-            task=TASKS,
-            ext=["png", "pdf"],
+        paths.report_file("spearman.csv"),
+        paths.report_file("headline.csv"),
+        paths.report_file("summary.md"),
+        paths.report_file("summary.html"),
+        paths.report_file("config.yaml"),
+        *(
+            paths.figure(figure, model, task, ext)
+            for figure in FIGURES
+            for model in MODELS
+            for task in TASKS
+            for ext in ["png", "pdf"]
         ),
     ]

@@ -4,14 +4,14 @@
 rule controls:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/quality_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("quality_queries"),
     output:
-        "results/{model}/{task}/controls.parquet",
+        paths.task_table("controls"),
     log:
-        "results/logs/controls/{model}/{task}.log",
+        paths.log("controls", "model", "task"),
     benchmark:
-        "results/benchmarks/controls/{model}/{task}.tsv"
+        paths.benchmark("controls", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -28,16 +28,16 @@ rule controls:
 
 rule correlate_controls:
     input:
-        features="results/{model}/{task}/controls.parquet",
+        features=paths.task_table("controls"),
         quality=quality_input,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        rho="results/{model}/{task}/controls_correlations.parquet",
-        null="results/{model}/{task}/controls_null.parquet",
+        rho=paths.task_table("controls_correlations"),
+        null=paths.task_table("controls_null"),
     log:
-        "results/logs/correlate_controls/{model}/{task}.log",
+        paths.log("correlate_controls", "model", "task"),
     benchmark:
-        "results/benchmarks/correlate_controls/{model}/{task}.tsv"
+        paths.benchmark("correlate_controls", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -16,21 +16,15 @@ if EVALUATED:
     rule evaluate:
         input:
             model=model_dir,
-            candidates="results/{model}/{task}/prompts/candidates.parquet",
-            queries="results/{model}/{task}/prompts/test_queries.parquet",
-            selections=[
-                f"results/{{model}}/{{task}}/selection/{strategy}.parquet"
-                for strategy in EVALUATED
-            ],
+            candidates=paths.prompts("candidates"),
+            queries=paths.prompts("test_queries"),
+            selections=[paths.selection(strategy=strategy) for strategy in EVALUATED],
         output:
-            [
-                f"results/{{model}}/{{task}}/evaluation/{strategy}.parquet"
-                for strategy in EVALUATED
-            ],
+            [paths.evaluation(strategy=strategy) for strategy in EVALUATED],
         log:
-            "results/logs/evaluate/{model}/{task}.log",
+            paths.log("evaluate", "model", "task"),
         benchmark:
-            "results/benchmarks/evaluate/{model}/{task}.tsv"
+            paths.benchmark("evaluate", "model", "task")
         conda:
             "../../envs/demoscope.yaml"
         threads: COMPUTE["threads"]
@@ -40,6 +34,8 @@ if EVALUATED:
             dtype=lambda wc: config["models"][wc.model].get("dtype", COMPUTE["dtype"]),
             template=template_config,
             generation=generation_config,
+            # The strategy of each selection and table, in their order.
+            strategies=EVALUATED,
             code=script_code("evaluate"),
         script:
             "../scripts/evaluate.py"
@@ -48,14 +44,14 @@ if EVALUATED:
 rule task_sets:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/test_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("test_queries"),
     output:
-        "results/{model}/{task}/task_sets.parquet",
+        paths.task_table("task_sets"),
     log:
-        "results/logs/task_sets/{model}/{task}.log",
+        paths.log("task_sets", "model", "task"),
     benchmark:
-        "results/benchmarks/task_sets/{model}/{task}.tsv"
+        paths.benchmark("task_sets", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -78,19 +74,26 @@ rule task_sets:
 
 rule task_correlation:
     input:
-        sets="results/{model}/{task}/task_sets.parquet",
+        sets=paths.task_table("task_sets"),
         features=lambda wc: store_features(wc.model, wc.task),
         sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
     output:
-        "results/{model}/{task}/task_spearman.parquet",
+        paths.task_table("task_spearman"),
     log:
-        "results/logs/task_correlation/{model}/{task}.log",
+        paths.log("task_correlation", "model", "task"),
     benchmark:
-        "results/benchmarks/task_correlation/{model}/{task}.tsv"
+        paths.benchmark("task_correlation", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
         alpha=config["report"]["alpha"],
+        # The (mask, site) of each features and sae_features table, in their order.
+        stores=lambda wc: {
+            "features": [{"mask": m, "site": s} for m, s in DUMPS],
+            "sae_features": [
+                {"mask": m, "site": s} for m, s in sae_stores(wc.model, wc.task)
+            ],
+        },
         code=script_code("task_correlation"),
     script:
         "../scripts/task_correlation.py"
@@ -102,25 +105,26 @@ rule report_selection:
         task_spearman=task_spearman_tables(),
     output:
         strategies=report(
-            "results/report/strategies.csv",
+            paths.report_file("strategies.csv"),
             caption="../report/strategies.rst",
             category="Selection",
             subcategory="Tables",
         ),
         task_spearman=report(
-            "results/report/task_spearman.csv",
+            paths.report_file("task_spearman.csv"),
             caption="../report/task_spearman.rst",
             category="Selection",
             subcategory="Tables",
         ),
     log:
-        "results/logs/report_selection/report_selection.log",
+        paths.log("report_selection"),
     benchmark:
-        "results/benchmarks/report_selection/report_selection.tsv"
+        paths.benchmark("report_selection")
     conda:
         "../../envs/demoscope.yaml"
     params:
         alpha=config["report"]["alpha"],
+        inputs_of=report_selection_keys(),
         code=script_code("report_selection"),
     script:
         "../scripts/report_selection.py"

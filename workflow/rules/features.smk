@@ -1,12 +1,12 @@
 rule compute_features:
     input:
-        "results/{model}/{task}/activations/{mask}/{site}.zarr",
+        paths.activations(),
     output:
-        "results/{model}/{task}/features/{mask}/{site}.parquet",
+        paths.store_table("features"),
     log:
-        "results/logs/compute_features/{model}/{task}/{mask}/{site}.log",
+        paths.log("compute_features", "model", "task", "mask", "site"),
     benchmark:
-        "results/benchmarks/compute_features/{model}/{task}/{mask}/{site}.tsv"
+        paths.benchmark("compute_features", "model", "task", "mask", "site")
     conda:
         "../../envs/demoscope.yaml"
     params:

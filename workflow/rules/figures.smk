@@ -4,21 +4,21 @@
 
 rule plot_rho_heatmap:
     input:
-        spearman="results/report/spearman.parquet",
-        headline="results/report/headline.csv",
+        spearman=paths.report_file("spearman.parquet"),
+        headline=paths.report_file("headline.csv"),
     output:
         png=report(
-            "results/figures/rho_heatmap/{model}/{task}.png",
+            paths.figure("rho_heatmap", ext="png"),
             caption="../report/rho_heatmap.rst",
             category="Quality",
             subcategory="rho heatmap",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/rho_heatmap/{model}/{task}.pdf",
+        pdf=paths.figure("rho_heatmap", ext="pdf"),
     log:
-        "results/logs/plot_rho_heatmap/{model}/{task}.log",
+        paths.log("plot_rho_heatmap", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_rho_heatmap/{model}/{task}.tsv"
+        paths.benchmark("plot_rho_heatmap", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -30,21 +30,21 @@ rule plot_rho_heatmap:
 
 rule plot_rho_by_layer:
     input:
-        spearman="results/report/spearman.parquet",
-        headline="results/report/headline.csv",
+        spearman=paths.report_file("spearman.parquet"),
+        headline=paths.report_file("headline.csv"),
     output:
         png=report(
-            "results/figures/rho_by_layer/{model}/{task}.png",
+            paths.figure("rho_by_layer", ext="png"),
             caption="../report/rho_by_layer.rst",
             category="Quality",
             subcategory="rho by layer",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/rho_by_layer/{model}/{task}.pdf",
+        pdf=paths.figure("rho_by_layer", ext="pdf"),
     log:
-        "results/logs/plot_rho_by_layer/{model}/{task}.log",
+        paths.log("plot_rho_by_layer", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_rho_by_layer/{model}/{task}.tsv"
+        paths.benchmark("plot_rho_by_layer", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -58,7 +58,7 @@ rule plot_rho_by_layer:
 
 rule plot_strongest:
     input:
-        headline="results/report/headline.csv",
+        headline=paths.report_file("headline.csv"),
         features=lambda wc: store_features(wc.model, wc.task),
         sae_features=lambda wc: sae_outputs("sae_features", wc.model, wc.task),
         lens_features=lambda wc: tv_outputs("tv_features", wc.model, wc.task)
@@ -66,17 +66,17 @@ rule plot_strongest:
         quality=quality_input,
     output:
         png=report(
-            "results/figures/strongest/{model}/{task}.png",
+            paths.figure("strongest", ext="png"),
             caption="../report/strongest.rst",
             category="Quality",
             subcategory="strongest feature",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/strongest/{model}/{task}.pdf",
+        pdf=paths.figure("strongest", ext="pdf"),
     log:
-        "results/logs/plot_strongest/{model}/{task}.log",
+        paths.log("plot_strongest", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_strongest/{model}/{task}.tsv"
+        paths.benchmark("plot_strongest", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -90,17 +90,17 @@ rule plot_quality:
         quality_input,
     output:
         png=report(
-            "results/figures/quality/{model}/{task}.png",
+            paths.figure("quality", ext="png"),
             caption="../report/quality.rst",
             category="Quality",
             subcategory="quality by label",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/quality/{model}/{task}.pdf",
+        pdf=paths.figure("quality", ext="pdf"),
     log:
-        "results/logs/plot_quality/{model}/{task}.log",
+        paths.log("plot_quality", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_quality/{model}/{task}.tsv"
+        paths.benchmark("plot_quality", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -115,21 +115,22 @@ rule plot_massive:
         massive_features,
     output:
         png=report(
-            "results/figures/massive/{model}/{task}.png",
+            paths.figure("massive", ext="png"),
             caption="../report/massive.rst",
             category="Activations",
             subcategory="massive activations",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/massive/{model}/{task}.pdf",
+        pdf=paths.figure("massive", ext="pdf"),
     log:
-        "results/logs/plot_massive/{model}/{task}.log",
+        paths.log("plot_massive", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_massive/{model}/{task}.tsv"
+        paths.benchmark("plot_massive", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
         threshold=config["massive"]["threshold"],
+        store=massive_store,
         code=script_code("plot_massive"),
     script:
         "../scripts/plot_massive.py"
@@ -137,20 +138,20 @@ rule plot_massive:
 
 rule plot_sae_lens:
     input:
-        "results/report/spearman.parquet",
+        paths.report_file("spearman.parquet"),
     output:
         png=report(
-            "results/figures/sae_lens/{model}/{task}.png",
+            paths.figure("sae_lens", ext="png"),
             caption="../report/sae_lens.rst",
             category="Quality",
             subcategory="SAE lens",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/sae_lens/{model}/{task}.pdf",
+        pdf=paths.figure("sae_lens", ext="pdf"),
     log:
-        "results/logs/plot_sae_lens/{model}/{task}.log",
+        paths.log("plot_sae_lens", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_sae_lens/{model}/{task}.tsv"
+        paths.benchmark("plot_sae_lens", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -163,20 +164,20 @@ rule plot_sae_lens:
 
 rule plot_strategies:
     input:
-        "results/report/strategies.csv",
+        paths.report_file("strategies.csv"),
     output:
         png=report(
-            "results/figures/strategies/{model}/{task}.png",
+            paths.figure("strategies", ext="png"),
             caption="../report/strategies_figure.rst",
             category="Selection",
             subcategory="test accuracy per strategy",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/strategies/{model}/{task}.pdf",
+        pdf=paths.figure("strategies", ext="pdf"),
     log:
-        "results/logs/plot_strategies/{model}/{task}.log",
+        paths.log("plot_strategies", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_strategies/{model}/{task}.tsv"
+        paths.benchmark("plot_strategies", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -187,21 +188,21 @@ rule plot_strategies:
 
 rule plot_reliability:
     input:
-        summary="results/{model}/{task}/reliability.parquet",
-        curve="results/{model}/{task}/reliability_curve.parquet",
+        summary=paths.task_table("reliability"),
+        curve=paths.task_table("reliability_curve"),
     output:
         png=report(
-            "results/figures/reliability/{model}/{task}.png",
+            paths.figure("reliability", ext="png"),
             caption="../report/reliability_figure.rst",
             category="Quality",
             subcategory="reliability",
             labels={"model": "{model}", "task": "{task}"},
         ),
-        pdf="results/figures/reliability/{model}/{task}.pdf",
+        pdf=paths.figure("reliability", ext="pdf"),
     log:
-        "results/logs/plot_reliability/{model}/{task}.log",
+        paths.log("plot_reliability", "model", "task"),
     benchmark:
-        "results/benchmarks/plot_reliability/{model}/{task}.tsv"
+        paths.benchmark("plot_reliability", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -6,17 +6,17 @@
 rule condacc_quality:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/quality_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("quality_queries"),
     output:
-        quality="results/{model}/{task}/quality_condacc.parquet",
-        prompts="results/{model}/{task}/condacc_prompts.parquet",
+        quality=paths.task_table("quality_condacc"),
+        prompts=paths.task_table("condacc_prompts"),
         # Per candidate x query, the outcomes averaged over its prompts: reliability reads them.
-        by_query="results/{model}/{task}/quality_condacc_by_query.parquet",
+        by_query=paths.task_table("quality_condacc_by_query"),
     log:
-        "results/logs/condacc_quality/{model}/{task}.log",
+        paths.log("condacc_quality", "model", "task"),
     benchmark:
-        "results/benchmarks/condacc_quality/{model}/{task}.tsv"
+        paths.benchmark("condacc_quality", "model", "task")
     priority: 1
     conda:
         "../../envs/demoscope.yaml"
@@ -39,13 +39,13 @@ rule task_vector_pool:
     input:
         model=model_dir,
         data=task_data,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        "results/{model}/{task}/prompts/task_vector_pool.parquet",
+        paths.prompts("task_vector_pool"),
     log:
-        "results/logs/task_vector_pool/{model}/{task}.log",
+        paths.log("task_vector_pool", "model", "task"),
     benchmark:
-        "results/benchmarks/task_vector_pool/{model}/{task}.tsv"
+        paths.benchmark("task_vector_pool", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -62,14 +62,14 @@ rule task_vector_pool:
 rule task_vector:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        pool="results/{model}/{task}/prompts/task_vector_pool.parquet",
+        candidates=paths.prompts("candidates"),
+        pool=paths.prompts("task_vector_pool"),
     output:
-        "results/{model}/{task}/tv_features/prompt/resid.parquet",
+        paths.store_table("tv_features", mask="prompt", site="resid"),
     log:
-        "results/logs/task_vector/{model}/{task}.log",
+        paths.log("task_vector", "model", "task"),
     benchmark:
-        "results/benchmarks/task_vector/{model}/{task}.tsv"
+        paths.benchmark("task_vector", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -87,17 +87,17 @@ rule task_vector:
 # in the report: the 1-shot prompt's last token in the residual stream).
 rule correlate_task_vector:
     input:
-        features="results/{model}/{task}/tv_features/prompt/resid.parquet",
+        features=paths.store_table("tv_features", mask="prompt", site="resid"),
         quality=quality_input,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        rho="results/{model}/{task}/tv_correlations/prompt/resid.parquet",
+        rho=paths.store_table("tv_correlations", mask="prompt", site="resid"),
         # Per permutation of quality, this store's largest |rho| (its share of the max-T null).
-        null="results/{model}/{task}/tv_null/prompt/resid.parquet",
+        null=paths.store_table("tv_null", mask="prompt", site="resid"),
     log:
-        "results/logs/correlate_task_vector/{model}/{task}.log",
+        paths.log("correlate_task_vector", "model", "task"),
     benchmark:
-        "results/benchmarks/correlate_task_vector/{model}/{task}.tsv"
+        paths.benchmark("correlate_task_vector", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -118,15 +118,15 @@ rule correlate_task_vector:
 rule attention_calibration:
     input:
         data=task_data,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/quality_queries.parquet",
-        probes="results/{model}/{task}/prompts/probe_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("quality_queries"),
+        probes=paths.prompts("probe_queries"),
     output:
-        "results/{model}/{task}/prompts/attention_calibration.parquet",
+        paths.prompts("attention_calibration"),
     log:
-        "results/logs/attention_calibration/{model}/{task}.log",
+        paths.log("attention_calibration", "model", "task"),
     benchmark:
-        "results/benchmarks/attention_calibration/{model}/{task}.tsv"
+        paths.benchmark("attention_calibration", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -143,17 +143,17 @@ rule attention_calibration:
 rule attention_lens:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        probes="results/{model}/{task}/prompts/probe_queries.parquet",
-        calibration="results/{model}/{task}/prompts/attention_calibration.parquet",
+        candidates=paths.prompts("candidates"),
+        probes=paths.prompts("probe_queries"),
+        calibration=paths.prompts("attention_calibration"),
     output:
-        per_layer="results/{model}/{task}/attn_features/probe/attn.parquet",
-        best_head="results/{model}/{task}/attn_features/best_head/attn.parquet",
-        heads="results/{model}/{task}/attention_heads.parquet",
+        per_layer=paths.store_table("attn_features", mask="probe", site="attn"),
+        best_head=paths.store_table("attn_features", mask="best_head", site="attn"),
+        heads=paths.task_table("attention_heads"),
     log:
-        "results/logs/attention_lens/{model}/{task}.log",
+        paths.log("attention_lens", "model", "task"),
     benchmark:
-        "results/benchmarks/attention_lens/{model}/{task}.tsv"
+        paths.benchmark("attention_lens", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -171,16 +171,16 @@ rule attention_lens:
 # view: `probe` (per layer, heads averaged) or `best_head` (the calibration's best head).
 rule correlate_attention:
     input:
-        features="results/{model}/{task}/attn_features/{view}/attn.parquet",
+        features=paths.store_table("attn_features", mask="{view}", site="attn"),
         quality=quality_input,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        rho="results/{model}/{task}/attn_correlations/{view}/attn.parquet",
-        null="results/{model}/{task}/attn_null/{view}/attn.parquet",
+        rho=paths.store_table("attn_correlations", mask="{view}", site="attn"),
+        null=paths.store_table("attn_null", mask="{view}", site="attn"),
     log:
-        "results/logs/correlate_attention/{model}/{task}/{view}.log",
+        paths.log("correlate_attention", "model", "task", "view"),
     benchmark:
-        "results/benchmarks/correlate_attention/{model}/{task}/{view}.tsv"
+        paths.benchmark("correlate_attention", "model", "task", "view")
     wildcard_constraints:
         view="probe|best_head",
     conda:

@@ -1,10 +1,10 @@
 rule prepare_model:
     output:
-        directory("resources/models/{model}"),
+        directory(paths.model_dir()),
     log:
-        "results/logs/prepare_model/{model}.log",
+        paths.log("prepare_model", "model"),
     benchmark:
-        "results/benchmarks/prepare_model/{model}.tsv"
+        paths.benchmark("prepare_model", "model")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -3,15 +3,15 @@ rule build_prompts:
         model=model_dir,
         data=task_data,
     output:
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        quality_queries="results/{model}/{task}/prompts/quality_queries.parquet",
-        test_queries="results/{model}/{task}/prompts/test_queries.parquet",
-        probe_queries="results/{model}/{task}/prompts/probe_queries.parquet",
-        skipped="results/{model}/{task}/prompts/skipped.parquet",
+        candidates=paths.prompts("candidates"),
+        quality_queries=paths.prompts("quality_queries"),
+        test_queries=paths.prompts("test_queries"),
+        probe_queries=paths.prompts("probe_queries"),
+        skipped=paths.prompts("skipped"),
     log:
-        "results/logs/build_prompts/{model}/{task}.log",
+        paths.log("build_prompts", "model", "task"),
     benchmark:
-        "results/benchmarks/build_prompts/{model}/{task}.tsv"
+        paths.benchmark("build_prompts", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -2,16 +2,16 @@
 rule score_quality:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/quality_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("quality_queries"),
     output:
-        quality="results/{model}/{task}/quality.parquet",
+        quality=paths.task_table("quality"),
         # The candidate x query outcomes the quality metrics average: reliability reads them.
-        by_query="results/{model}/{task}/quality_by_query.parquet",
+        by_query=paths.task_table("quality_by_query"),
     log:
-        "results/logs/score_quality/{model}/{task}.log",
+        paths.log("score_quality", "model", "task"),
     benchmark:
-        "results/benchmarks/score_quality/{model}/{task}.tsv"
+        paths.benchmark("score_quality", "model", "task")
     priority: 1
     conda:
         "../../envs/demoscope.yaml"
@@ -34,12 +34,12 @@ rule reliability:
         by_query=quality_by_query_input,
         quality=quality_input,
     output:
-        summary="results/{model}/{task}/reliability.parquet",
-        curve="results/{model}/{task}/reliability_curve.parquet",
+        summary=paths.task_table("reliability"),
+        curve=paths.task_table("reliability_curve"),
     log:
-        "results/logs/reliability/{model}/{task}.log",
+        paths.log("reliability", "model", "task"),
     benchmark:
-        "results/benchmarks/reliability/{model}/{task}.tsv"
+        paths.benchmark("reliability", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -1,16 +1,16 @@
 rule correlate:
     input:
-        features="results/{model}/{task}/features/{mask}/{site}.parquet",
+        features=paths.store_table("features"),
         quality=quality_input,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        rho="results/{model}/{task}/correlations/{mask}/{site}.parquet",
+        rho=paths.store_table("correlations"),
         # Per permutation of quality, this store's largest |rho| (its share of the max-T null).
-        null="results/{model}/{task}/null/{mask}/{site}.parquet",
+        null=paths.store_table("null"),
     log:
-        "results/logs/correlate/{model}/{task}/{mask}/{site}.log",
+        paths.log("correlate", "model", "task", "mask", "site"),
     benchmark:
-        "results/benchmarks/correlate/{model}/{task}/{mask}/{site}.tsv"
+        paths.benchmark("correlate", "model", "task", "mask", "site")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -30,37 +30,37 @@ rule report:
         unpack(lambda wc: report_inputs()),
     output:
         csv=report(
-            "results/report/spearman.csv",
+            paths.report_file("spearman.csv"),
             caption="../report/spearman.rst",
             category="Quality",
             subcategory="Tables",
         ),
-        parquet="results/report/spearman.parquet",
+        parquet=paths.report_file("spearman.parquet"),
         headline=report(
-            "results/report/headline.csv",
+            paths.report_file("headline.csv"),
             caption="../report/headline.rst",
             category="Quality",
             subcategory="Tables",
         ),
         reliability=report(
-            "results/report/reliability.csv",
+            paths.report_file("reliability.csv"),
             caption="../report/reliability.rst",
             category="Quality",
             subcategory="Tables",
         ),
         # The family's largest |rho| per permutation, per model and task: the figures draw it.
-        null="results/report/null_max.parquet",
-        summary="results/report/summary.md",
+        null=paths.report_file("null_max.parquet"),
+        summary=paths.report_file("summary.md"),
         html=report(
-            "results/report/summary.html",
+            paths.report_file("summary.html"),
             caption="../report/summary.rst",
             category="Quality",
             subcategory="Tables",
         ),
     log:
-        "results/logs/report/report.log",
+        paths.log("report"),
     benchmark:
-        "results/benchmarks/report/report.tsv"
+        paths.benchmark("report")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -76,14 +76,14 @@ rule report:
 rule write_config:
     output:
         report(
-            "results/report/config.yaml",
+            paths.report_file("config.yaml"),
             caption="../report/config.rst",
             category="Configuration",
         ),
     log:
-        "results/logs/write_config/write_config.log",
+        paths.log("write_config"),
     benchmark:
-        "results/benchmarks/write_config/write_config.tsv"
+        paths.benchmark("write_config")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -6,13 +6,13 @@ rule sae_pool:
     input:
         model=model_dir,
         data=task_data,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        "results/{model}/{task}/prompts/sae_pool.parquet",
+        paths.prompts("sae_pool"),
     log:
-        "results/logs/sae_pool/{model}/{task}.log",
+        paths.log("sae_pool", "model", "task"),
     benchmark:
-        "results/benchmarks/sae_pool/{model}/{task}.tsv"
+        paths.benchmark("sae_pool", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -33,13 +33,13 @@ rule sae_pool:
 rule dump_sae_pool:
     input:
         model=model_dir,
-        pool="results/{model}/{task}/prompts/sae_pool.parquet",
+        pool=paths.prompts("sae_pool"),
     output:
-        directory("results/{model}/{task}/sae/pool/causal/{site}.zarr"),
+        directory(paths.sae_pool_store()),
     log:
-        "results/logs/dump_sae_pool/{model}/{task}/{site}.log",
+        paths.log("dump_sae_pool", "model", "task", "site"),
     benchmark:
-        "results/benchmarks/dump_sae_pool/{model}/{task}/{site}.tsv"
+        paths.benchmark("dump_sae_pool", "model", "task", "site")
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -57,14 +57,14 @@ rule dump_sae_pool:
 
 rule train_sae:
     input:
-        store="results/{model}/{task}/sae/pool/causal/{site}.zarr",
-        pool="results/{model}/{task}/prompts/sae_pool.parquet",
+        store=paths.sae_pool_store(),
+        pool=paths.prompts("sae_pool"),
     output:
-        directory("results/{model}/{task}/sae/{site}/layer_{layer}"),
+        directory(paths.sae_dir()),
     log:
-        "results/logs/train_sae/{model}/{task}/{site}/layer_{layer}.log",
+        paths.log("train_sae", "model", "task", "site", "layer"),
     benchmark:
-        "results/benchmarks/train_sae/{model}/{task}/{site}/layer_{layer}.tsv"
+        paths.benchmark("train_sae", "model", "task", "site", "layer")
     priority: 2
     conda:
         "../../envs/demoscope.yaml"
@@ -80,15 +80,15 @@ rule train_sae:
 
 rule sae_features:
     input:
-        store="results/{model}/{task}/activations/{mask}/{site}.zarr",
+        store=paths.activations(),
         saes=sae_directories,
     output:
-        features="results/{model}/{task}/sae_features/{mask}/{site}.parquet",
-        quality="results/{model}/{task}/sae_quality/{mask}/{site}.parquet",
+        features=paths.store_table("sae_features"),
+        quality=paths.store_table("sae_quality"),
     log:
-        "results/logs/sae_features/{model}/{task}/{mask}/{site}.log",
+        paths.log("sae_features", "model", "task", "mask", "site"),
     benchmark:
-        "results/benchmarks/sae_features/{model}/{task}/{mask}/{site}.tsv"
+        paths.benchmark("sae_features", "model", "task", "mask", "site")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -105,16 +105,16 @@ rule sae_features:
 # lenses' correlation files stay as they are.
 rule correlate_sae:
     input:
-        features="results/{model}/{task}/sae_features/{mask}/{site}.parquet",
+        features=paths.store_table("sae_features"),
         quality=quality_input,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        rho="results/{model}/{task}/sae_correlations/{mask}/{site}.parquet",
-        null="results/{model}/{task}/sae_null/{mask}/{site}.parquet",
+        rho=paths.store_table("sae_correlations"),
+        null=paths.store_table("sae_null"),
     log:
-        "results/logs/correlate_sae/{model}/{task}/{mask}/{site}.log",
+        paths.log("correlate_sae", "model", "task", "mask", "site"),
     benchmark:
-        "results/benchmarks/correlate_sae/{model}/{task}/{mask}/{site}.tsv"
+        paths.benchmark("correlate_sae", "model", "task", "mask", "site")
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -4,14 +4,14 @@
 rule embed:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        queries="results/{model}/{task}/prompts/test_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        queries=paths.prompts("test_queries"),
     output:
-        "results/{model}/{task}/embeddings.parquet",
+        paths.task_table("embeddings"),
     log:
-        "results/logs/embed/{model}/{task}.log",
+        paths.log("embed", "model", "task"),
     benchmark:
-        "results/benchmarks/embed/{model}/{task}.tsv"
+        paths.benchmark("embed", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -29,13 +29,13 @@ rule embed:
 rule zero_shot:
     input:
         model=model_dir,
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
+        candidates=paths.prompts("candidates"),
     output:
-        "results/{model}/{task}/zero_shot.parquet",
+        paths.task_table("zero_shot"),
     log:
-        "results/logs/zero_shot/{model}/{task}.log",
+        paths.log("zero_shot", "model", "task"),
     benchmark:
-        "results/benchmarks/zero_shot/{model}/{task}.tsv"
+        paths.benchmark("zero_shot", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -52,15 +52,15 @@ rule zero_shot:
 
 rule contamination:
     input:
-        candidates="results/{model}/{task}/prompts/candidates.parquet",
-        test="results/{model}/{task}/prompts/test_queries.parquet",
-        quality="results/{model}/{task}/prompts/quality_queries.parquet",
+        candidates=paths.prompts("candidates"),
+        test=paths.prompts("test_queries"),
+        quality=paths.prompts("quality_queries"),
     output:
-        "results/{model}/{task}/prompts/contamination.parquet",
+        paths.prompts("contamination"),
     log:
-        "results/logs/contamination/{model}/{task}.log",
+        paths.log("contamination", "model", "task"),
     benchmark:
-        "results/benchmarks/contamination/{model}/{task}.tsv"
+        paths.benchmark("contamination", "model", "task")
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -73,13 +73,13 @@ rule select:
     input:
         unpack(select_inputs),
     output:
-        selection="results/{model}/{task}/selection/{strategy}.parquet",
-        jsonl="results/{model}/{task}/sets/{strategy}.jsonl",
-        lm_eval="results/{model}/{task}/sets/{strategy}.lm_eval.json",
+        selection=paths.selection(),
+        jsonl=paths.sets("jsonl"),
+        lm_eval=paths.sets("lm_eval.json"),
     log:
-        "results/logs/select/{model}/{task}/{strategy}.log",
+        paths.log("select", "model", "task", "strategy"),
     benchmark:
-        "results/benchmarks/select/{model}/{task}/{strategy}.tsv"
+        paths.benchmark("select", "model", "task", "strategy")
     wildcard_constraints:
         strategy=strategy_names(model=False),
     conda:

@@ -3,7 +3,6 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 import sys
-from pathlib import Path
 
 import polars as pl
 
@@ -18,12 +17,9 @@ model, tokenizer, device = modeljob.start(snakemake)
 template = Template.from_config(params.template)
 candidates = read_table(snakemake.input.candidates)
 queries = read_table(snakemake.input.queries)
-# The rule lists selections and tables in the same order; each strategy is evaluated on its
-# own, so its table does not depend on which other strategies the run has.
-for source, target in zip(snakemake.input.selections, snakemake.output, strict=True):
-    strategy = Path(target).stem
-    if Path(source).stem != strategy:
-        raise ValueError(f"evaluate: selection {source} does not match table {target}")
+# The rule lists strategies, selections and tables in the same order; each strategy is
+# evaluated on its own, so its table does not depend on which other strategies the run has.
+for strategy, source, target in zip(params.strategies, snakemake.input.selections, snakemake.output, strict=True):
     selection = read_table(source)
     table = evaluate_selection(
         model, tokenizer, template, candidates, queries, selection, device, compute["batch_tokens"], params.generation

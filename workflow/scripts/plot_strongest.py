@@ -4,6 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
+from demoscope import paths
 from demoscope.figures import message, strongest_scatter
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
@@ -15,8 +16,10 @@ if row["feature"] is None:
 else:
     folders = {"sae": "sae_features", "task_vector": "tv_features", "attention": "attn_features"}
     folder = folders.get(row["lens"], "features")
-    store = f"/{folder}/{row['mask']}/{row['site']}.parquet"
+    store = paths.store_table(folder, model, task, row["mask"], row["site"])
     tables = [*snakemake.input.features, *snakemake.input.sae_features, *snakemake.input.lens_features]
-    features = pl.read_parquet(next(p for p in tables if p.endswith(store)))
+    if store not in tables:
+        raise ValueError(f"plot_strongest: the headline's strongest feature is in {store}, which the rule does not read")
+    features = pl.read_parquet(store)
     data = features.filter(pl.col("layer") == row["layer"]).join(pl.read_parquet(snakemake.input.quality), on="cand_id")
     strongest_scatter(data[row["feature"]], data[row["quality"]], data["label"], row, title, snakemake.output)

@@ -2,16 +2,15 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from pathlib import Path
-
 from demoscope.parquet import read_table, write_csv
 from demoscope.strategyreport import strategy_table, task_spearman_table
 
+# The keys of each input, in the inputs' order (the script never parses a path).
+keys = snakemake.params.inputs_of
 evaluations = []
-for path in snakemake.input.evaluations:
-    model, task, _, strategy = Path(path).with_suffix("").parts[-4:]
+for key, path in zip(keys["evaluations"], snakemake.input.evaluations, strict=True):
     table = read_table(path)
-    evaluations.append(({"model": model, "task": task, "strategy": strategy, "detail": table["detail"][0]}, table))
+    evaluations.append(({**key, "detail": table["detail"][0]}, table))
 write_csv(strategy_table(evaluations, alpha=snakemake.params.alpha), snakemake.output.strategies)
-parts = [({"model": Path(p).parts[-3], "task": Path(p).parts[-2]}, read_table(p)) for p in snakemake.input.task_spearman]
+parts = [(dict(key), read_table(p)) for key, p in zip(keys["task_spearman"], snakemake.input.task_spearman, strict=True)]
 write_csv(task_spearman_table(parts), snakemake.output.task_spearman)

@@ -2,8 +2,6 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from pathlib import Path
-
 import polars as pl
 
 from demoscope.features import FEATURES
@@ -13,9 +11,10 @@ from demoscope.taskcorr import task_rho_rows
 
 sets = read_table(snakemake.input.sets)
 parts = []
-for names, paths in ((FEATURES, snakemake.input.features), (SAE_FEATURES, snakemake.input.sae_features)):
-    for path in paths:
-        mask, site = Path(path).with_suffix("").parts[-2:]
+stores = snakemake.params.stores  # the (mask, site) of each table, in the inputs' order
+for names, kind in ((FEATURES, "features"), (SAE_FEATURES, "sae_features")):
+    for store, path in zip(stores[kind], snakemake.input[kind], strict=True):
+        mask, site = store["mask"], store["site"]
         rows = task_rho_rows(read_table(path), sets, list(names), snakemake.params.alpha)
         parts.append(rows.with_columns(pl.lit(mask).alias("mask"), pl.lit(site).alias("site")))
 table = pl.concat(parts)

@@ -2,9 +2,7 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from pathlib import Path
-
-from demoscope import jobclock, modeljob
+from demoscope import jobclock, modeljob, paths
 from demoscope.models import resolve_device
 from demoscope.parquet import read_table
 from demoscope.sae_io import save_sae
@@ -16,10 +14,9 @@ modeljob.torch_threads(snakemake)
 wildcards = snakemake.wildcards
 pool = read_table(snakemake.input.pool)
 n_train = training_records(pool)
-output = Path(snakemake.output[0])
-# Beside the output, not in it: Snakemake removes a failed job's outputs, and the checkpoint
-# must outlive a killed job for the rerun to resume from it.
-checkpoint = output.with_name(output.name + ".checkpoint.pt")
+output = snakemake.output[0]
+# Beside the output, not in it (paths.sae_checkpoint says why).
+checkpoint = paths.sae_checkpoint(wildcards.model, wildcards.task, wildcards.site, wildcards.layer)
 jobclock.work_starts()
 sae, record = train_sae(
     open_store(snakemake.input.store),

@@ -118,7 +118,8 @@ def test_each_quality_definition_names_the_rule_that_writes_its_table():
         assert (SCRIPTS / f"{entry.script}.py").is_file(), name
         # The rule whose script it is outputs the table.
         rule = next(block for block in re.split(r"\n(?=rule )", rules) if f'scripts/{entry.script}.py"' in block)
-        assert f'results/{{model}}/{{task}}/{entry.table}.parquet"' in rule, name
+        assert f'paths.task_table("{entry.table}")' in rule, name
+        assert f'paths.task_table("{entry.table}_by_query")' in rule, name
 
 
 # The four toys of the acceptance test: each is one module and one registry entry.

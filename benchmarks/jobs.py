@@ -5,7 +5,7 @@
 
 Reads every job's Snakemake benchmark file (results/benchmarks/<rule>/...tsv: wall seconds,
 CPU seconds, peak RSS) and the job's log beside it (results/logs/<rule>/...log). Model jobs
-log `first forward after X s` (workflow/demoscope/jobclock.py): those X seconds
+log `first forward after X s` (workflow/demoscope/lm/jobclock.py): those X seconds
 (interpreter, imports, model load, tokenising) are start-up, the rest is model work. Jobs
 without that line never run a model (features, correlations, selection, report, figures,
 prompts): all their seconds count as light. The table ends with the run's totals: job-seconds,

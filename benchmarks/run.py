@@ -39,16 +39,17 @@ import yaml  # noqa: E402
 sys.path.insert(0, str(REPO / "benchmarks"))
 import jobs  # noqa: E402
 
-from demoscope import masks, models  # noqa: E402
-from demoscope.dump import dump_activations, resolve_store_dtype  # noqa: E402
-from demoscope.features import compute_features  # noqa: E402
-from demoscope.models import backbone  # noqa: E402
-from demoscope.quality import encode_prompts  # noqa: E402
-from demoscope.scoring import score_options  # noqa: E402
-from demoscope.store import open_store  # noqa: E402
-from demoscope.tasks import load_split  # noqa: E402
-from demoscope.templates import Template  # noqa: E402
-from demoscope.tokens import encode_text  # noqa: E402
+from demoscope.activations import masks  # noqa: E402
+from demoscope.lm import models  # noqa: E402
+from demoscope.activations.dump import dump_activations, resolve_store_dtype  # noqa: E402
+from demoscope.lenses.features import compute_features  # noqa: E402
+from demoscope.lm.models import backbone  # noqa: E402
+from demoscope.quality.oneshot import encode_prompts  # noqa: E402
+from demoscope.lm.scoring import score_options  # noqa: E402
+from demoscope.activations.store import open_store  # noqa: E402
+from demoscope.data.tasks import load_split  # noqa: E402
+from demoscope.data.templates import Template  # noqa: E402
+from demoscope.lm.tokens import encode_text  # noqa: E402
 
 TARGETS = {"dump_ratio": 0.85, "scoring_speedup": 3.0, "rss_growth": 0.10}
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

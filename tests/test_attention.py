@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.attention import best_head, calibration_pairs, candidate_features, encode_prompt
-from demoscope.templates import Template
+from demoscope.lm import models
+from demoscope.lenses.attention import best_head, calibration_pairs, candidate_features, encode_prompt
+from demoscope.data.templates import Template
 
 TEMPLATE = Template.from_config({"instruction": "Classify.", "demonstration": "{input} {answer}", "query": "{input}"})
 CANDIDATES = pl.DataFrame(

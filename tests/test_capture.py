@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from demoscope import models, store
-from demoscope.capture import capture, capture_sites
-from demoscope.dump import dump_activations
-from demoscope.masks import budget_groups
-from demoscope.models import decoder_layers
+from demoscope.lm import models
+from demoscope.activations import store
+from demoscope.activations.capture import capture, capture_sites
+from demoscope.activations.dump import dump_activations
+from demoscope.activations.masks import budget_groups
+from demoscope.lm.models import decoder_layers
 
 TEXTS = ["Review: good film \nSentiment: positive", "Review: dull \nSentiment: negative",
          "Question: which rock?\nAnswer: gas light sound water"]

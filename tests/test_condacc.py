@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.condacc import draw_prompts, score_condacc
-from demoscope.templates import Template
+from demoscope.lm import models
+from demoscope.quality.condacc import draw_prompts, score_condacc
+from demoscope.data.templates import Template
 
 TEMPLATE = Template.from_config({"instruction": "Classify.", "demonstration": "{input} {answer}", "query": "{input}"})
 CANDIDATES = pl.DataFrame(

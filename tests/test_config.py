@@ -148,7 +148,7 @@ def test_a_typo_in_a_csv_tasks_input_stops_snakemake_before_any_job(tmp_path):
 
 
 def test_generation_settings_default_to_the_separator():
-    from demoscope.tasks import generation_settings
+    from demoscope.data.tasks import generation_settings
 
     task = copy.deepcopy(DEFAULT["tasks"]["gsm8k"])
     # The default config's own block is taken as written.

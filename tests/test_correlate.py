@@ -3,8 +3,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from demoscope.correlate import spearman, spearman_columns, spearman_pvalue
-from demoscope.rhotable import rho_rows, rho_table
+from demoscope.stats.correlate import spearman, spearman_columns, spearman_pvalue
+from demoscope.stats.rhotable import rho_rows, rho_table
 
 
 def test_spearman_matches_scipy():
@@ -109,7 +109,7 @@ def test_rho_table_puts_each_statistic_on_its_feature_layer_and_metric():
 def test_both_sides_build_their_rows_with_rho_table():
     """The quality side (rho_rows) and the task side (task_rho_rows) key the same features the
     same way, in the same order, only the metric column's name differs."""
-    from demoscope.taskcorr import METRICS, random_sets, set_table, task_rho_rows
+    from demoscope.stats.taskcorr import METRICS, random_sets, set_table, task_rho_rows
 
     rng = np.random.default_rng(3)
     n = 12
@@ -126,7 +126,7 @@ def test_both_sides_build_their_rows_with_rho_table():
 
 
 def test_skipped_section_counts_rows_per_split():
-    from demoscope.report import skipped_section
+    from demoscope.report.summary import skipped_section
 
     none = pl.DataFrame(schema={"split": pl.String, "location": pl.String, "reason": pl.String})
     some = pl.DataFrame({"split": ["train", "train", "dev"], "location": ["a:1", "a:4", "b:2"], "reason": ["x"] * 3})

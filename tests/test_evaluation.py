@@ -9,15 +9,15 @@ import pytest
 import torch
 from scipy import stats
 
-from demoscope import models
-from demoscope.embeddings import candidate_texts, load_encoder, mean_pooled
-from demoscope.evaluation import evaluate_selection, prefix_text, score_pairs
-from demoscope.scoring import score_options
-from demoscope.strategyreport import strategy_table, t_interval, wilson
-from demoscope.taskcorr import random_sets, set_table, task_rho_rows
-from demoscope.templates import Template
-from demoscope.tokens import length_batches
-from demoscope.zeroshot import next_token_entropy, option_entropy, zero_shot_uncertainty
+from demoscope.lm import models
+from demoscope.lm.embeddings import candidate_texts, load_encoder, mean_pooled
+from demoscope.selection.evaluation import evaluate_selection, prefix_text, score_pairs
+from demoscope.lm.scoring import score_options
+from demoscope.selection.strategyreport import strategy_table, t_interval, wilson
+from demoscope.stats.taskcorr import random_sets, set_table, task_rho_rows
+from demoscope.data.templates import Template
+from demoscope.lm.tokens import length_batches
+from demoscope.lm.zeroshot import next_token_entropy, option_entropy, zero_shot_uncertainty
 
 TEMPLATE = Template.from_config(
     {"instruction": "Classify each review.", "demonstration": "{input}{answer_prefix}{answer}", "query": "{input}"}
@@ -206,7 +206,7 @@ def test_task_side_p_values_are_exact_at_small_n_and_never_zero():
     """|rho| = 1 over four sets is p = 2/24, not 0; at n = 5 the exact p-value is a valid
     p-value exactly: over all 120 pairings, P(p <= c) equals c at every attainable c; beyond
     EXACT_MAX sets the t approximation of scipy.spearmanr is used."""
-    from demoscope.taskcorr import EXACT_MAX, exact_spearman_pvalue
+    from demoscope.stats.taskcorr import EXACT_MAX, exact_spearman_pvalue
 
     x = np.arange(4.0)[:, None]
     y = np.arange(4.0)[:, None]
@@ -230,7 +230,7 @@ def test_task_side_p_values_are_exact_at_small_n_and_never_zero():
 def test_detectable_rho_agrees_with_a_direct_simulation():
     """Over the n where detectable_rho crosses 0.5 (33 sets at alpha 0.05), a population
     Spearman rho equal to it is detected (t test of spearmanr) in 80% +- 0.05 of simulations."""
-    from demoscope.taskcorr import UNDERPOWERED_RHO, detectable_rho
+    from demoscope.stats.taskcorr import UNDERPOWERED_RHO, detectable_rho
 
     assert detectable_rho(32) > UNDERPOWERED_RHO >= detectable_rho(33)
     assert np.isnan(detectable_rho(3)) and detectable_rho(16) == pytest.approx(0.70, abs=0.01)
@@ -306,8 +306,8 @@ def test_identical_seeds_never_give_a_certain_interval():
 def test_strategies_are_compared_with_random_paired_by_query_id():
     """The comparison pairs by query id, not by row order; BH runs over the compared strategies
     of one model x task; on enough queries a clear gain is distinguishable."""
-    from demoscope import paired
-    from demoscope.fdr import bh_adjust
+    from demoscope.stats import paired
+    from demoscope.stats.fdr import bh_adjust
 
     rng = np.random.default_rng(5)
     q = 200
@@ -337,7 +337,7 @@ def test_strategies_are_compared_with_random_paired_by_query_id():
 
 
 def test_summary_task_section_sets_the_task_side_beside_the_quality_side():
-    from demoscope.report import task_section
+    from demoscope.report.summary import task_section
 
     top = pl.DataFrame({"model": ["m", "m"], "task": ["a", "b"], "max_abs_rho": [0.2, 0.3],
                         "feature": ["mean", "top1"], "layer": [3, 4]})
@@ -354,8 +354,8 @@ def test_summary_task_section_sets_the_task_side_beside_the_quality_side():
 
 
 def test_generation_evaluation_decodes_each_prompt_alone(llama):
-    from demoscope.answers import exact_match
-    from demoscope.generation import generate
+    from demoscope.data.answers import exact_match
+    from demoscope.lm.generation import generate
 
     model, tok, _ = llama
     template = Template.from_config({"demonstration": "Question: {input}\nAnswer:{answer_prefix}{answer}",

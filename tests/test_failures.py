@@ -40,7 +40,7 @@ def test_a_metered_model_job_that_fails_still_ends_with_the_cause(tmp_path):
         "from checkout import log_to\n"
         f"log_to({str(log)!r})\n"
         "import torch\n"
-        "from demoscope import jobclock\n"
+        "from demoscope.lm import jobclock\n"
         "body = torch.nn.Linear(2, 2)\n"
         "jobclock.meter(body, body=body)\n"
         "body(torch.zeros(1, 2))\n"

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from demoscope.features import FEATURES, candidate_features, compute_features
-from demoscope.massive import massive_features
-from demoscope.moments import moments, token_moments
+from demoscope.lenses.features import FEATURES, candidate_features, compute_features
+from demoscope.lenses.massive import massive_features
+from demoscope.lenses.moments import moments, token_moments
 
 
 def test_moments_match_scipy():
@@ -45,7 +45,7 @@ def test_ratio_rule_rejects_large_but_common_values():
 
 
 def test_streamed_features_equal_in_memory(tmp_path):
-    from demoscope import store
+    from demoscope.activations import store
 
     rng = np.random.default_rng(2)
     lengths = [3, 9, 1, 5, 12, 4]
@@ -65,7 +65,7 @@ def test_streamed_features_equal_in_memory(tmp_path):
 
 
 def test_query_segments_are_averaged_per_candidate(tmp_path):
-    from demoscope import store
+    from demoscope.activations import store
 
     rng = np.random.default_rng(3)
     lengths = [2, 3, 4, 2]  # two candidates x two query segments
@@ -85,9 +85,9 @@ def test_query_segments_are_averaged_per_candidate(tmp_path):
 
 
 def test_empty_segments_give_nan_features_and_the_sink_is_left_out_of_the_moments_only(tmp_path):
-    from demoscope import store
-    from demoscope.massive import MASSIVE
-    from demoscope.moments import MOMENTS
+    from demoscope.activations import store
+    from demoscope.lenses.massive import MASSIVE
+    from demoscope.lenses.moments import MOMENTS
 
     rng = np.random.default_rng(3)
     lengths = [4, 0, 1, 6]

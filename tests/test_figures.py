@@ -6,8 +6,8 @@ import pytest
 
 from matplotlib.colors import same_color
 
-from demoscope import figures
-from demoscope.fdr import with_adjusted
+from demoscope.report import figures
+from demoscope.stats.fdr import with_adjusted
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -43,7 +43,7 @@ def test_rho_figures(tmp_path):
 
 
 def test_sae_lens_figure(tmp_path):
-    from demoscope.lenses import lens_of
+    from demoscope.lenses.registry import lens_of
 
     rng = np.random.default_rng(2)
     raw = spearman_rows(rng)
@@ -110,7 +110,7 @@ def test_strategy_accuracy_bars(tmp_path):
 def test_strategy_bars_mark_each_verdict(tmp_path, monkeypatch):
     """With the paired comparison's verdicts, each compared bar carries its mark, distinguishable
     bars another colour, and random's mean a dashed line."""
-    from demoscope import paired
+    from demoscope.stats import paired
 
     assert figures.DISTINGUISHABLE == paired.DISTINGUISHABLE
     assert set(figures.VERDICT_MARKS) == {paired.DISTINGUISHABLE, paired.NOT_DISTINGUISHABLE, paired.UNDERPOWERED}
@@ -331,7 +331,7 @@ def test_strategy_accuracy_bars_draws_each_mean_and_interval(tmp_path, drawn):
 
 
 def test_sae_lens_draws_sae_features_against_the_best_raw_features(tmp_path, drawn):
-    from demoscope.lenses import lens_of
+    from demoscope.lenses.registry import lens_of
 
     rng = np.random.default_rng(2)
     raw = spearman_rows(rng)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.answers import exact_match, extract_number, gold_number
-from demoscope.generation import cut_at_stop, decode, eos_ids, generate
+from demoscope.lm import models
+from demoscope.data.answers import exact_match, extract_number, gold_number
+from demoscope.lm.generation import cut_at_stop, decode, eos_ids, generate
 
 PREFIXES = ["Review: good film \nSentiment: positive", "Question: which water rock gas?\nAnswer: gas", "love", ""]
 QUERIES = ["\n\nReview: dull", "\n\nQuestion: rock sun earth heat?\nAnswer:", "\n\nwhat"]

@@ -7,12 +7,12 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from demoscope.correlate import spearman_columns
-from demoscope.degenerate import degenerate_reason, usable_metrics
-from demoscope.headline import verdict
-from demoscope.maxnull import family_pvalue, null_table, permutations, permuted_abs_rho_max
-from demoscope.power import detectable_rho, tost_power, tost_pvalue
-from demoscope.reliability import balanced_halves, spearman_brown, split_half, summarise_splits
+from demoscope.stats.correlate import spearman_columns
+from demoscope.stats.degenerate import degenerate_reason, usable_metrics
+from demoscope.stats.headline import verdict
+from demoscope.stats.maxnull import family_pvalue, null_table, permutations, permuted_abs_rho_max
+from demoscope.stats.power import detectable_rho, tost_power, tost_pvalue
+from demoscope.stats.reliability import balanced_halves, spearman_brown, split_half, summarise_splits
 
 ALPHA, BOUND = 0.05, 0.33
 

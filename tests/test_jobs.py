@@ -1,5 +1,5 @@
 """benchmarks/jobs.py on synthetic benchmark files and logs, and the lines model jobs log
-(demoscope/jobclock.py) that it reads."""
+(demoscope/lm/jobclock.py) that it reads."""
 
 from __future__ import annotations
 
@@ -96,8 +96,8 @@ def test_a_run_without_benchmarks_or_a_foreign_file_is_refused(tmp_path):
 def test_model_jobs_log_their_first_forward_and_tokens(tiny_llama):
     import torch
 
-    from demoscope import jobclock, models
-    from demoscope.models import backbone
+    from demoscope.lm import jobclock, models
+    from demoscope.lm.models import backbone
 
     model, tokenizer, device = models.load(tiny_llama, "cpu", "float32")
     stream = io.StringIO()

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from demoscope.condacc import draw_prompts
-from demoscope.degenerate import usable_metrics
-from demoscope.lenses import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
+from demoscope.quality.condacc import draw_prompts
+from demoscope.stats.degenerate import usable_metrics
+from demoscope.lenses.registry import ATTENTION_FEATURES, SAE_FEATURES, TASK_VECTOR_FEATURES
 
 from conftest import make_workspace, snakemake, tiny_config
 

@@ -43,7 +43,7 @@ def heavy_modules(code: str) -> dict[str, bool]:
 
 def test_every_script_is_classified_and_the_probe_sees_torch():
     assert set(MODEL_SCRIPTS) <= {p.stem for p in SCRIPTS.glob("*.py")}
-    assert "from demoscope.models import resolve_device" in imports_of("train_sae")
+    assert "from demoscope.lm.models import resolve_device" in imports_of("train_sae")
     # The probe is not blind: a model script's imports do bring both in.
     assert heavy_modules(imports_of("build_prompts")) == {"torch": True, "transformers": True}
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from demoscope import models, store
-from demoscope.capture import capture
-from demoscope.dump import dump_activations
+from demoscope.lm import models
+from demoscope.activations import store
+from demoscope.activations.capture import capture
+from demoscope.activations.dump import dump_activations
 
 from conftest import build_tiny_model
 

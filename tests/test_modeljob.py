@@ -42,7 +42,7 @@ sys.path.append({scripts!r})  # after the standard library: scripts/select.py wo
 from checkout import log_to
 log_to({log!r})
 import torch
-from demoscope import modeljob
+from demoscope.lm import modeljob
 snakemake = types.SimpleNamespace(
     threads=1, config={{"compute": {{"device": "cpu"}}}}, params=types.SimpleNamespace(dtype="float32"),
     input=types.SimpleNamespace(model={model!r}),

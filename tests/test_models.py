@@ -2,7 +2,7 @@
 
 import pytest
 
-from demoscope.models import ModelLoadError, describe_source, load, prepare
+from demoscope.lm.models import ModelLoadError, describe_source, load, prepare
 
 
 def test_sources_are_classified():
@@ -50,7 +50,7 @@ def test_a_missing_relative_path_fails_in_seconds_naming_both_readings(tmp_path,
 
 
 def test_layers_beyond_the_depth_name_the_key(tiny_llama):
-    from demoscope.models import check_layers, depth
+    from demoscope.lm.models import check_layers, depth
 
     assert depth(tiny_llama) == 3
     check_layers([0, 2], tiny_llama, "sae.layers", "tiny")

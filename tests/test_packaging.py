@@ -51,13 +51,13 @@ def test_transformers_is_pinned_to_the_tested_range_and_installed_within_it():
 def test_scoring_generation_dumps_and_zero_shot_raise_no_deprecation_warning(arch, request, tmp_path):
     """Every model call demoscope makes, with deprecation warnings as errors: transformers warns
     through `warnings` (a renamed keyword) and through its logger (a renamed output field)."""
-    from demoscope import models
-    from demoscope.dump import dump_activations
-    from demoscope.embeddings import mean_pooled
-    from demoscope.generation import generate
-    from demoscope.scoring import score_options
-    from demoscope.templates import Template
-    from demoscope.zeroshot import zero_shot_uncertainty
+    from demoscope.lm import models
+    from demoscope.activations.dump import dump_activations
+    from demoscope.lm.embeddings import mean_pooled
+    from demoscope.lm.generation import generate
+    from demoscope.lm.scoring import score_options
+    from demoscope.data.templates import Template
+    from demoscope.lm.zeroshot import zero_shot_uncertainty
 
     model, tok, _ = models.load(request.getfixturevalue(arch), "cpu", "float32")
     said = []

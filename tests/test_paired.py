@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from demoscope import paired
+from demoscope.stats import paired
 
 # What the simulations plant, measured on SST-2 with the embedded model (docs/selection.md):
 # query-level accuracy spread and the spread of random k-sets' accuracy over the same queries.

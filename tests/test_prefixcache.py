@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.prefixcache import run_prefix
-from demoscope.tokens import pad_batch
+from demoscope.lm import models
+from demoscope.lm.prefixcache import run_prefix
+from demoscope.lm.tokens import pad_batch
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workflow"
 
@@ -24,7 +24,7 @@ def test_only_the_runner_copies_or_repeats_a_kv_cache():
         if CACHE_OPS.search(line)
     )
     assert found, "the scan must find the runner's own cache operations"
-    assert {where.split(":")[0] for where in found} == {"demoscope/prefixcache.py"}, found
+    assert {where.split(":")[0] for where in found} == {"demoscope/lm/prefixcache.py"}, found
 
 
 def whole(body, ids: list[int]) -> torch.Tensor:

@@ -15,13 +15,13 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import store
-from demoscope.capture import capture
-from demoscope.dump import dump_activations
-from demoscope.models import EMBEDDED_GGUF, EMBEDDED_PACKAGE
-from demoscope.promptbuilder import PromptBuilder, PromptError
-from demoscope.quality import encode_prompts
-from demoscope.templates import Template
+from demoscope.activations import store
+from demoscope.activations.capture import capture
+from demoscope.activations.dump import dump_activations
+from demoscope.lm.models import EMBEDDED_GGUF, EMBEDDED_PACKAGE
+from demoscope.lm.promptbuilder import PromptBuilder, PromptError
+from demoscope.quality.oneshot import encode_prompts
+from demoscope.data.templates import Template
 
 INSTRUCTION = "Classify the sentiment of each movie review as positive or negative."
 TEMPLATE = Template.from_config({"instruction": INSTRUCTION})

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from demoscope.records import DataError, load_local_split, parse_records
-from demoscope.tasks import load_split
+from demoscope.data.records import DataError, load_local_split, parse_records
+from demoscope.data.tasks import load_split
 
 from conftest import SHARED_DATA, write_jsonl
 
@@ -73,7 +73,7 @@ def test_missing_split_file_is_named(tmp_path):
 
 
 def test_a_task_may_lack_a_dev_split(tmp_path):
-    from demoscope.tasks import has_split
+    from demoscope.data.tasks import has_split
 
     write_jsonl(tmp_path / "gsm8k" / "train.jsonl", [{"question": "1 + 1?", "answer": "2\n#### 2"}])
     write_jsonl(tmp_path / "gsm8k" / "test.jsonl", [{"question": "2 + 2?", "answer": "4\n#### 4"}])
@@ -117,7 +117,7 @@ def test_hub_source_reads_a_dataset_by_id_with_split_slices(tmp_path, monkeypatc
 
 
 def test_skip_mode_leaves_bad_rows_out_and_says_where(tmp_path):
-    from demoscope.records import Skipped
+    from demoscope.data.records import Skipped
 
     good = json.dumps({"input": "x", "output": "no", "options": ["no", "yes"]})
     bad_label = json.dumps({"input": "y", "output": "maybe", "options": ["no", "yes"]})
@@ -166,9 +166,9 @@ def prompt_tables(task, root, name="questions"):
     come from train), with a whitespace tokenizer."""
     from types import SimpleNamespace
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.tasks import SPLITS, has_split
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.tasks import SPLITS, has_split
+    from demoscope.data.templates import Template
 
     splits = {s: load_split(task, s, root, name=name) for s in SPLITS if has_split(task, s, root)}
     tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
@@ -176,7 +176,7 @@ def prompt_tables(task, root, name="questions"):
 
 
 def test_a_plain_text_task_reads_by_config_alone(tmp_path):
-    from demoscope.tasks import source_errors
+    from demoscope.data.tasks import source_errors
 
     write_question_files(tmp_path)
     assert source_errors("questions", QUESTION_TASK, tmp_path) == []
@@ -271,7 +271,7 @@ def test_an_empty_split_file_is_named(tmp_path):
     with pytest.raises(DataError, match=f"{tmp_path / 'train.jsonl'}: no records in the train split \\(the file is empty\\)"):
         load_local_split(tmp_path, "train", "dataicl")
     (tmp_path / "train.jsonl").write_text("{oops\n")
-    from demoscope.records import Skipped
+    from demoscope.data.records import Skipped
 
     with pytest.raises(DataError, match=r"train.jsonl: no records in the train split \(all 1 were skipped as bad"):
         load_local_split(tmp_path, "train", "dataicl", skipped=Skipped())
@@ -280,7 +280,7 @@ def test_an_empty_split_file_is_named(tmp_path):
 def test_local_sources_are_checked_against_their_files_before_any_job(tmp_path):
     """What the workflow checks when it starts (common.smk): the fields each template names, every
     split's file, empty files."""
-    from demoscope.tasks import source_errors
+    from demoscope.data.tasks import source_errors
 
     for split in ("train", "test"):
         write_table(tmp_path / "reviews" / f"{split}.csv", SENTIMENT, "csv")

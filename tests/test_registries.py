@@ -14,13 +14,13 @@ import polars as pl
 import pytest
 import yaml
 
-from demoscope.capture import SITES
+from demoscope.activations.capture import SITES
 from demoscope.codehash import closure
-from demoscope.lenses import LENS_TABLES, LENSES, STORE_LENSES
-from demoscope.mask_registry import MASKS
-from demoscope.quality_definitions import DEFINITIONS
-from demoscope.record_formats import FORMATS
-from demoscope.strategies import STRATEGIES
+from demoscope.lenses.registry import LENS_TABLES, LENSES, STORE_LENSES
+from demoscope.activations.mask_registry import MASKS
+from demoscope.quality.definitions import DEFINITIONS
+from demoscope.data.record_formats import FORMATS
+from demoscope.selection.strategies import STRATEGIES
 
 from conftest import REPO, make_workspace, sentiment_rows, snakemake, tiny_config, write_jsonl
 
@@ -81,33 +81,33 @@ def in_closure(script: str) -> set[str]:
 
 def test_each_strategy_kind_is_in_the_select_scripts_closure():
     modules = in_closure("select")
-    assert {"demoscope.strategies", "demoscope.selection"} <= modules
+    assert {"demoscope.selection.strategies", "demoscope.selection.choose"} <= modules
     for kind, entry in STRATEGIES.items():
         assert module_of(entry.choose) in modules, kind
 
 
 def test_each_store_lens_is_in_the_feature_scripts_closure():
     modules = in_closure("compute_features")
-    assert {"demoscope.lenses", "demoscope.moments", "demoscope.massive"} <= modules
+    assert {"demoscope.lenses.registry", "demoscope.lenses.moments", "demoscope.lenses.massive"} <= modules
     for name, lens in STORE_LENSES.items():
         assert module_of(lens.compute) in modules, name
     # The report and the task side name each feature's lens from the same registry.
     for script in ("report", "task_correlation"):
-        assert "demoscope.lenses" in in_closure(script)
+        assert "demoscope.lenses.registry" in in_closure(script)
     assert {"moments", "sae", "task_vector", "attention", "controls", "massive"} <= set(LENSES)
 
 
 def test_each_mask_and_site_is_in_the_dump_scripts_closure():
     modules = in_closure("dump_activations")
     # The built-in planners live in masks.py, reached through the registry's `_builtin`.
-    assert {"demoscope.mask_registry", "demoscope.masks", "demoscope.capture"} <= modules
+    assert {"demoscope.activations.mask_registry", "demoscope.activations.masks", "demoscope.activations.capture"} <= modules
     for name, entry in MASKS.items():
         assert module_of(entry.plan) in modules, name
 
 
 def test_each_record_format_is_in_the_prompt_scripts_closure():
     modules = in_closure("build_prompts")
-    assert "demoscope.record_formats" in modules
+    assert "demoscope.data.record_formats" in modules
     for name, parse in FORMATS.items():
         assert module_of(parse) in modules, name
 
@@ -122,9 +122,10 @@ def test_each_quality_definition_names_the_rule_that_writes_its_table():
         assert f'paths.task_table("{entry.table}_by_query")' in rule, name
 
 
-# The four toys of the acceptance test: each is one module and one registry entry.
+# The four toys of the acceptance test: each is one module and one registry entry, in its
+# stage package (next to the registry it joins).
 TOY_MODULES = {
-    "toy_strategy.py": '''
+    "selection/toy_strategy.py": '''
         """A toy selection strategy: the k candidates with the shortest input."""
         import numpy as np
 
@@ -135,7 +136,7 @@ TOY_MODULES = {
             lengths = np.array([len(text) for text in x.candidates["input"].to_list()], dtype=float)
             return selectors.top_k(lengths, x.k, x.labels, largest=False), lengths, "shortest inputs"
         ''',
-    "toy_lens.py": '''
+    "lenses/toy_lens.py": '''
         """A toy store lens: the largest magnitude over a segment's tokens and dims."""
         import numpy as np
 
@@ -145,7 +146,7 @@ TOY_MODULES = {
         def compute(tokens, settings):
             return {"toy_absmax": float(np.abs(tokens).max()) if len(tokens) else float("nan")}
         ''',
-    "toy_mask.py": '''
+    "activations/toy_mask.py": '''
         """A toy mask: the demonstration alone, upper-cased, causal."""
 
 
@@ -154,7 +155,7 @@ TOY_MODULES = {
 
             return plan_causal([demo.upper() for demo in demos], tokenizer, batch_tokens)
         ''',
-    "toy_format.py": '''
+    "data/toy_format.py": '''
         """A toy record format: {"review": text, "stars": 1..5}; 3 stars and up is positive."""
         from .records import DataError, Record
 
@@ -169,12 +170,12 @@ TOY_MODULES = {
 }
 # (registry module, text after which the entry goes, the entry); the static import goes first.
 TOY_ENTRIES = [
-    ("strategies.py", "STRATEGIES: dict[str, Strategy] = {\n", '    "toy": Strategy(toy_strategy.choose),\n',
+    ("selection/strategies.py", "STRATEGIES: dict[str, Strategy] = {\n", '    "toy": Strategy(toy_strategy.choose),\n',
      "toy_strategy"),
-    ("lenses.py", "LENSES: dict[str, Lens] = {\n", '    "toy": Lens(toy_lens.FEATURES, toy_lens.compute),\n',
+    ("lenses/registry.py", "LENSES: dict[str, Lens] = {\n", '    "toy": Lens(toy_lens.FEATURES, toy_lens.compute),\n',
      "toy_lens"),
-    ("mask_registry.py", "MASKS: dict[str, Mask] = {\n", '    "toy": Mask(toy_mask.plan),\n', "toy_mask"),
-    ("record_formats.py", "FORMATS: dict[str, Callable] = {\n", '    "toy": toy_format.parse,\n', "toy_format"),
+    ("activations/mask_registry.py", "MASKS: dict[str, Mask] = {\n", '    "toy": Mask(toy_mask.plan),\n', "toy_mask"),
+    ("data/record_formats.py", "FORMATS: dict[str, Callable] = {\n", '    "toy": toy_format.parse,\n', "toy_format"),
 ]
 
 

@@ -8,15 +8,15 @@ import time
 
 import numpy as np
 
-from demoscope import store
+from demoscope.activations import store
 
 from conftest import REPO, WORDS
 
 JOB = """
 import sys
 sys.path.insert(0, {package!r})
-from demoscope import models
-from demoscope.dump import dump_activations
+from demoscope.lm import models
+from demoscope.activations.dump import dump_activations
 model, tok, _ = models.load({model!r}, "cpu", "float32")
 texts = [" ".join({words!r}[(i * 7 + j) % {n_words}] for j in range(3 + i % 11)) for i in range(400)]
 dump_activations(model, tok, texts, {out!r}, "mlp_out", "cpu", "float32", mask="causal",

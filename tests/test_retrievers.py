@@ -13,15 +13,16 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import contamination, retrievers
-from demoscope.evaluation import prefix_text
-from demoscope.lmscore import LMScorer
-from demoscope.records import Record
-from demoscope.selection import select
-from demoscope.sets import lm_eval_samples, set_lines, write_sets
-from demoscope.strategies import PER_QUERY, instances, kind_of
-from demoscope.templates import Template
-from demoscope.tokens import encode_text
+from demoscope.data import contamination
+from demoscope.selection import retrievers
+from demoscope.selection.evaluation import prefix_text
+from demoscope.lm.lmscore import LMScorer
+from demoscope.data.records import Record
+from demoscope.selection.choose import select
+from demoscope.selection.sets import lm_eval_samples, set_lines, write_sets
+from demoscope.selection.strategies import PER_QUERY, instances, kind_of
+from demoscope.data.templates import Template
+from demoscope.lm.tokens import encode_text
 
 from conftest import sentiment_rows
 
@@ -105,7 +106,7 @@ def brute_greedy(kernel, k, labels=None):
     left = None if labels is None else Counter({lab: 0 for lab in labels})
     quota = None
     if labels is not None:
-        from demoscope.sampling import allocate
+        from demoscope.data.sampling import allocate
         quota = allocate(k, dict(Counter(labels)))
     for _ in range(k):
         best, best_det = None, 0.0
@@ -145,7 +146,7 @@ def test_dpp_selection_reads_the_shortlist_and_orders_by_relevance():
     emb = embeddings_for(10, 3)
     spec = {"kind": "dpp", "candidates": 5, "scale": 0.1}
     chosen = select(spec, CANDIDATES, 2, balance=True, embeddings=emb, queries=QUERIES)
-    from demoscope.selection import prepared_embeddings
+    from demoscope.selection.choose import prepared_embeddings
     cands, _, tests = prepared_embeddings(emb, CANDIDATES["cand_id"].to_numpy())
     labels = CANDIDATES["label"].to_numpy()
     for q in range(3):
@@ -163,7 +164,7 @@ def test_dpp_selection_reads_the_shortlist_and_orders_by_relevance():
 
 @pytest.fixture(scope="module")
 def tiny_lm(tiny_llama):
-    from demoscope import models
+    from demoscope.lm import models
 
     torch.set_num_threads(1)
     return models.load(tiny_llama, "cpu", "float32")
@@ -190,7 +191,7 @@ def test_cone_picks_the_candidates_of_lowest_query_cross_entropy(tiny_lm):
     scorer = LMScorer(model, tokenizer, TEMPLATE, CANDIDATES, QUERIES, device, batch_tokens=256)
     chosen = select({"kind": "cone", "candidates": 6}, CANDIDATES, 2, balance=False, embeddings=emb,
                     queries=QUERIES, scorer=scorer)
-    from demoscope.selection import prepared_embeddings
+    from demoscope.selection.choose import prepared_embeddings
     cands, _, tests = prepared_embeddings(emb, CANDIDATES["cand_id"].to_numpy())
     demos = CANDIDATES["demonstration"].to_list()
     for q in range(3):
@@ -225,7 +226,7 @@ def test_mdl_picks_the_ordering_of_lowest_label_entropy(tiny_lm):
     scorer = LMScorer(model, tokenizer, TEMPLATE, CANDIDATES, QUERIES, device, batch_tokens=512)
     spec = {"kind": "mdl", "candidates": 6, "subsets": 4}
     chosen = select(spec, CANDIDATES, 2, balance=True, seed=3, embeddings=emb, queries=QUERIES, scorer=scorer)
-    from demoscope.selection import prepared_embeddings
+    from demoscope.selection.choose import prepared_embeddings
     cands, _, tests = prepared_embeddings(emb, CANDIDATES["cand_id"].to_numpy())
     demos, labels = CANDIDATES["demonstration"].to_list(), CANDIDATES["label"].to_numpy()
     for q in range(3):
@@ -314,7 +315,7 @@ def test_contamination_table_counts_duplicates_of_each_set():
     heading, text, rows = contamination.summary_section({("tiny", "sst2"): counts})
     assert heading == "Contamination" and text.startswith("3 candidates (counted once per query set)")
     assert rows.row(1) == ("tiny", "sst2", "quality", 4, 10, 2, 1)
-    from demoscope.report import to_markdown
+    from demoscope.report.summary import to_markdown
     assert "| tiny | sst2 | quality | 4 | 10 | 2 | 1 |" in to_markdown([(heading, text, rows)])
 
 

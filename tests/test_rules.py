@@ -85,7 +85,7 @@ def test_closure_is_what_modulefinder_finds(workflow_copy):
         assert found == imported_files(script, workflow_copy.resolve()), script.name
     # Scripts reach their modules through the package and through the helper beside them.
     figures = closure(workflow_copy / "scripts" / "plot_rho_by_layer.py", workflow_copy / "demoscope")
-    assert {"demoscope", "demoscope.figures", "checkout"} <= set(figures)
+    assert {"demoscope", "demoscope.report.figures", "checkout"} <= set(figures)
 
 
 def test_editing_an_imported_module_changes_exactly_the_rules_that_import_it(workflow_copy):

@@ -10,16 +10,16 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import sae_train
-from demoscope import store
-from demoscope.records import Record
-from demoscope.sae_io import SAEFormatError, load_sae, save_sae
-from demoscope.sae_model import TopKSAE
-from demoscope.sae_stream import TokenStream, first_tokens
-from demoscope.sae_train import train_sae
-from demoscope.sae_features import SAE_FEATURES, sae_features
-from demoscope.sae_pool import draw_pool, training_records
-from demoscope.templates import Template
+from demoscope.lenses.sae import train as sae_train
+from demoscope.activations import store
+from demoscope.data.records import Record
+from demoscope.lenses.sae.io import SAEFormatError, load_sae, save_sae
+from demoscope.lenses.sae.model import TopKSAE
+from demoscope.lenses.sae.stream import TokenStream, first_tokens
+from demoscope.lenses.sae.train import train_sae
+from demoscope.lenses.sae.features import SAE_FEATURES, sae_features
+from demoscope.lenses.sae.pool import draw_pool, training_records
+from demoscope.data.templates import Template
 
 
 @pytest.fixture(autouse=True)
@@ -292,7 +292,7 @@ def test_a_candidate_without_tokens_has_nan_features_and_no_top_latents(tmp_path
 
 
 def test_sparse_decode_backward_passes_gradcheck_in_float64():
-    from demoscope.sae_model import SparseDecode
+    from demoscope.lenses.sae.model import SparseDecode
 
     generator = torch.Generator().manual_seed(3)
     values = torch.rand(5, 3, dtype=torch.float64, generator=generator).requires_grad_()
@@ -305,7 +305,7 @@ def test_sparse_decode_backward_passes_gradcheck_in_float64():
 
 
 def test_held_out_explained_variance_is_about_the_held_out_tokens_own_mean(tmp_path):
-    from demoscope.sae_train import evaluate
+    from demoscope.lenses.sae.train import evaluate
 
     rng = np.random.default_rng(9)
     x = rng.normal(size=(40, 3)) + np.array([4.0, -2.0, 1.0])  # far from the SAE's training mean

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from demoscope.sae_io import SAEFormatError
-from demoscope.sae_features import sae_features
-from demoscope.sae_published import describe, hook_site, load_any, locate
+from demoscope.lenses.sae.io import SAEFormatError
+from demoscope.lenses.sae.features import sae_features
+from demoscope.lenses.sae.published import describe, hook_site, load_any, locate
 
 D_IN, D_SAE = 6, 10
 
@@ -152,7 +152,7 @@ def test_bad_published_files_stop_with_a_message_naming_them(tmp_path):
 
 
 def write_store(path, x, lengths):
-    from demoscope import store
+    from demoscope.activations import store
 
     root, _ = store.create(path, lengths, 1, x.shape[1], "float32", 8, {})
     root["activations"][:] = x[None].astype(np.float32)

@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
-from demoscope.records import Record
-from demoscope.sampling import allocate, balanced_sample
+from demoscope.data.records import Record
+from demoscope.data.sampling import allocate, balanced_sample
 
 
 def pool(counts: dict[str, int]) -> list[Record]:
@@ -38,8 +38,8 @@ def test_asking_for_too_many_says_so():
 def test_quality_queries_exclude_candidates_by_content_not_by_per_file_ids():
     from types import SimpleNamespace
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.templates import Template
 
     def split(name: str, n: int) -> list[Record]:
         # DataICL records carry no id: each file numbers its own from 0.
@@ -74,8 +74,8 @@ def gsm8k_like(n: int, name: str) -> list[Record]:
 def tables_without_dev(train, candidates: int, queries: int):
     from types import SimpleNamespace
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.templates import Template
 
     tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
     sizes = {"candidates": candidates, "quality_queries": queries, "test_queries": 3}
@@ -108,8 +108,8 @@ def test_probe_queries_are_never_quality_test_or_candidate_inputs():
     queries, nor the candidates), even where records repeat across splits."""
     from types import SimpleNamespace
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.templates import Template
 
     def split(name: str, n: int) -> list[Record]:
         return [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)
@@ -143,9 +143,9 @@ def test_probe_queries_on_the_real_data(task):
     import yaml
     from conftest import REPO, SHARED_DATA
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.tasks import SPLITS, has_split, load_split
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.tasks import SPLITS, has_split, load_split
+    from demoscope.data.templates import Template
 
     if not SHARED_DATA.exists():
         pytest.skip(f"the offline data folder {SHARED_DATA} is not beside this checkout")
@@ -163,8 +163,8 @@ def test_probe_queries_on_the_real_data(task):
 def test_an_oversized_draw_names_its_config_key():
     from types import SimpleNamespace
 
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.templates import Template
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.data.templates import Template
 
     records = lambda n, name: [Record(id=str(i), input=f"{name} {i}", answer=lab, options=("neg", "pos"), label=lab)  # noqa: E731
                                for i, lab in zip(range(n), ["neg", "pos"] * n)]

@@ -5,11 +5,11 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.quality import quality_tables, score_quality, summarise
-from demoscope.scoring import score_options
-from demoscope.records import Record
-from demoscope.templates import Template
+from demoscope.lm import models
+from demoscope.quality.oneshot import quality_tables, score_quality, summarise
+from demoscope.lm.scoring import score_options
+from demoscope.data.records import Record
+from demoscope.data.templates import Template
 
 
 def naive_option_logprob(model, ids: list[int], option: list[int]) -> float:
@@ -112,8 +112,8 @@ def favour_digits(model, tok, digits="0123456789", bias=50.0):
 
 
 def test_generation_quality_is_exact_match_of_the_greedy_output(tiny_llama):
-    from demoscope.answers import extract_number
-    from demoscope.generation import generate
+    from demoscope.data.answers import extract_number
+    from demoscope.lm.generation import generate
 
     model, tok, _ = models.load(tiny_llama, "cpu", "float32")
     favour_digits(model, tok)

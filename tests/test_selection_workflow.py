@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from demoscope.answers import exact_match
-from demoscope.features import FEATURES
+from demoscope.data.answers import exact_match
+from demoscope.lenses.features import FEATURES
 from demoscope.parquet import write_parquet
-from demoscope.strategies import PER_QUERY, instances, kind_of
+from demoscope.selection.strategies import PER_QUERY, instances, kind_of
 
 from conftest import make_workspace, snakemake, tiny_config
 from test_workflow import planned_jobs, write_config

@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from demoscope import selectors
-from demoscope.selection import best_layer, select
-from demoscope.strategies import group, instances, kind_of
+from demoscope.selection import selectors
+from demoscope.selection.choose import best_layer, select
+from demoscope.selection.strategies import group, instances, kind_of
 
 
 def on_circle(angles) -> np.ndarray:

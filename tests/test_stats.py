@@ -5,11 +5,11 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from demoscope.bootstrap import bootstrap_interval, resample_rng
-from demoscope.correlate import spearman
-from demoscope.fdr import bh_adjust, with_adjusted
-from demoscope.headline import headline
-from demoscope.partial import indicators, partial_spearman
+from demoscope.stats.bootstrap import bootstrap_interval, resample_rng
+from demoscope.stats.correlate import spearman
+from demoscope.stats.fdr import bh_adjust, with_adjusted
+from demoscope.stats.headline import headline
+from demoscope.stats.partial import indicators, partial_spearman
 
 
 def correlated(n, rho, seed):

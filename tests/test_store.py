@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import zarr
 
-from demoscope import store
+from demoscope.activations import store
 
 
 def build(path, lengths, layers=3, hidden=5, written=None):
@@ -87,7 +87,7 @@ def test_tables_carry_a_row_marker_that_readers_check(tmp_path):
 
 
 def test_a_float16_store_refuses_values_beyond_its_range(tmp_path):
-    from demoscope.dump import check_range
+    from demoscope.activations.dump import check_range
 
     block = np.zeros((2, 3, 4), dtype=np.float32)
     check_range(block, "float16", [5, 9], tmp_path / "s.zarr")
@@ -100,8 +100,8 @@ def test_a_float16_store_refuses_values_beyond_its_range(tmp_path):
 def test_a_float16_dump_stops_where_a_layer_overflows_and_leaves_no_finished_store(tiny_llama, tmp_path):
     import torch
 
-    from demoscope import models
-    from demoscope.dump import dump_activations
+    from demoscope.lm import models
+    from demoscope.activations.dump import dump_activations
 
     model, tok, _ = models.load(tiny_llama, "cpu", "float32")
     with torch.no_grad():

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 import torch
 
-from demoscope import models
-from demoscope.records import Record
-from demoscope.task_vector import draw_pool, features, last_token_states, prompt_text
-from demoscope.templates import Template
+from demoscope.lm import models
+from demoscope.data.records import Record
+from demoscope.lenses.task_vector import draw_pool, features, last_token_states, prompt_text
+from demoscope.data.templates import Template
 
 TEMPLATE = Template.from_config({"instruction": "Classify.", "demonstration": "{input} {answer}", "query": "{input}"})
 DEMOS = ["Review: bad \nSentiment: negative", "Review: great film music \nSentiment: positive",

@@ -14,10 +14,10 @@ import yaml
 from scipy import stats
 
 import browser
-from demoscope import models
-from demoscope.degenerate import usable_metrics
-from demoscope.features import FEATURES
-from demoscope.lenses import CONTROL_FEATURES, SAE_FEATURES
+from demoscope.lm import models
+from demoscope.stats.degenerate import usable_metrics
+from demoscope.lenses.features import FEATURES
+from demoscope.lenses.registry import CONTROL_FEATURES, SAE_FEATURES
 
 from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
 
@@ -250,7 +250,7 @@ def test_second_run_has_nothing_to_do(llama_run):
 
 def test_editing_feature_code_reruns_only_features_and_report(llama_run):
     workdir, config = llama_run
-    moments = workdir / "workflow" / "demoscope" / "moments.py"
+    moments = workdir / "workflow" / "demoscope" / "lenses" / "moments.py"
     jobs = planned_after_edit(workdir, moments, '"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),')
     # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
     # The correlation scripts import the feature names (features.py, which imports moments.py).
@@ -263,7 +263,7 @@ def test_editing_feature_code_reruns_only_features_and_report(llama_run):
 
 def test_editing_plotting_code_reruns_only_figures(llama_run):
     workdir, config = llama_run
-    figures = workdir / "workflow" / "demoscope" / "figures.py"
+    figures = workdir / "workflow" / "demoscope" / "report" / "figures.py"
     jobs = planned_after_edit(workdir, figures, "dpi=120", "dpi=121", "paper")
     per_figure = len(config["models"]) * len(config["tasks"])
     assert jobs == {**{rule: per_figure for rule in FIGURE_RULES}, "paper": 1}

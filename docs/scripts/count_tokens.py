@@ -25,13 +25,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
-from demoscope import masks  # noqa: E402
-from demoscope.prompts import build_prompt_tables  # noqa: E402
-from demoscope.quality import encode_prompts  # noqa: E402
-from demoscope.sampling import balanced_head  # noqa: E402
-from demoscope.tasks import generation_settings, has_split, load_split  # noqa: E402
-from demoscope.templates import Template  # noqa: E402
-from demoscope.tokens import encode_text  # noqa: E402
+from demoscope.activations import masks  # noqa: E402
+from demoscope.data.prompts import build_prompt_tables  # noqa: E402
+from demoscope.quality.oneshot import encode_prompts  # noqa: E402
+from demoscope.data.sampling import balanced_head  # noqa: E402
+from demoscope.data.tasks import generation_settings, has_split, load_split  # noqa: E402
+from demoscope.data.templates import Template  # noqa: E402
+from demoscope.lm.tokens import encode_text  # noqa: E402
 
 QWEN_PATTERN = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -157,7 +157,7 @@ def count_task(task: dict, data_dir: str, seed: int, n_queries: int, tokenizer, 
 
 def generation_batches(prefixes: list[list[int]], queries: list[list[int]], batch_tokens: int) -> int:
     """How many batches `generation.generate` decodes for every prefix x query."""
-    from demoscope import generation
+    from demoscope.lm import generation
 
     batches = []
 

@@ -26,15 +26,15 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow"))
 
-from demoscope import models  # noqa: E402
-from demoscope.dump import dump_activations  # noqa: E402
-from demoscope.features import compute_features  # noqa: E402
-from demoscope.moments import MOMENTS  # noqa: E402
-from demoscope.prompts import build_prompt_tables  # noqa: E402
-from demoscope.sampling import balanced_head  # noqa: E402
-from demoscope.store import open_store  # noqa: E402
-from demoscope.tasks import has_split, load_split  # noqa: E402
-from demoscope.templates import Template  # noqa: E402
+from demoscope.lm import models  # noqa: E402
+from demoscope.activations.dump import dump_activations  # noqa: E402
+from demoscope.lenses.features import compute_features  # noqa: E402
+from demoscope.lenses.moments import MOMENTS  # noqa: E402
+from demoscope.data.prompts import build_prompt_tables  # noqa: E402
+from demoscope.data.sampling import balanced_head  # noqa: E402
+from demoscope.activations.store import open_store  # noqa: E402
+from demoscope.data.tasks import has_split, load_split  # noqa: E402
+from demoscope.data.templates import Template  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ are shared), so the predictions it gives are an upper bound for an idle run.
         --model /tmp/sizing/model --task sst2 --candidates 48 --queries 64 --out /tmp/sizing/sst2
     python docs/scripts/size_default.py --task boolq --task-config config/paper.yaml ...
 
---model is a prepared folder: `python -c "from demoscope import models;
+--model is a prepared folder: `python -c "from demoscope.lm import models;
 models.prepare('embedded', '/tmp/sizing/model')"` with workflow/ on sys.path.
 Measured 2026-12-01 (README "Timing"): SST-2 0.067 CPU s per candidate x quality query,
 BoolQ 0.58 (its queries carry a passage, about 205 tokens against SST-2's 19).
@@ -65,20 +65,20 @@ def main() -> None:
     import polars as pl
     import torch
 
-    from demoscope import models
-    from demoscope.features import FEATURES, compute_features
-    from demoscope.maxnull import permuted_abs_rho_max, permutations
-    from demoscope.power import detectable_rho
-    from demoscope.prompts import build_prompt_tables
-    from demoscope.quality import encode_prompts, quality_tables
-    from demoscope.scoring import score_options
-    from demoscope.rhotable import feature_matrix
-    from demoscope.reliability import reliability_curve, spearman_brown, split_half, summarise_splits
-    from demoscope.store import open_store
-    from demoscope.tasks import SPLITS, generation_settings, has_split, load_split
-    from demoscope.templates import Template
-    from demoscope.dump import dump_activations
-    from demoscope.embeddings import candidate_texts, mean_pooled
+    from demoscope.lm import models
+    from demoscope.lenses.features import FEATURES, compute_features
+    from demoscope.stats.maxnull import permuted_abs_rho_max, permutations
+    from demoscope.stats.power import detectable_rho
+    from demoscope.data.prompts import build_prompt_tables
+    from demoscope.quality.oneshot import encode_prompts, quality_tables
+    from demoscope.lm.scoring import score_options
+    from demoscope.stats.rhotable import feature_matrix
+    from demoscope.stats.reliability import reliability_curve, spearman_brown, split_half, summarise_splits
+    from demoscope.activations.store import open_store
+    from demoscope.data.tasks import SPLITS, generation_settings, has_split, load_split
+    from demoscope.data.templates import Template
+    from demoscope.activations.dump import dump_activations
+    from demoscope.lm.embeddings import candidate_texts, mean_pooled
 
     torch.set_num_threads(1)
     config = yaml.safe_load(open(args.config))

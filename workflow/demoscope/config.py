@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from .records import template_fields
+from demoscope.data.records import template_fields
 
 TEMPLATE_FIELDS = {"input", "answer", "answer_prefix"}
 REQUIRED_FIELDS = {"demonstration": {"input", "answer"}, "query": {"input"}}

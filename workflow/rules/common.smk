@@ -18,17 +18,17 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 from demoscope import paths
 from demoscope.codehash import code_hash, script_code
-from demoscope.lenses import (
+from demoscope.lenses.registry import (
     ATTENTION_FEATURES,
     CONTROL_FEATURES,
     LENS_TABLES,
     SAE_FEATURES,
     TASK_VECTOR_FEATURES,
 )
-from demoscope.mask_registry import mask as mask_entry
-from demoscope.quality_definitions import definition as quality_definition
-from demoscope.strategies import instances, strategy
-from demoscope.tasks import generation_settings, local_files, source_errors
+from demoscope.activations.mask_registry import mask as mask_entry
+from demoscope.quality.definitions import definition as quality_definition
+from demoscope.selection.strategies import instances, strategy
+from demoscope.data.tasks import generation_settings, local_files, source_errors
 
 DATA_DIR = os.path.abspath(config["data_dir"]) if config.get("data_dir") else None
 MODELS = list(config["models"])
@@ -52,7 +52,7 @@ TV_TASKS = (
     if config["task_vector"]["tasks"] is None
     else list(config["task_vector"]["tasks"])
 )
-# Strategy instance name -> its own settings (demoscope/strategies.py names them).
+# Strategy instance name -> its own settings (demoscope/selection/strategies.py names them).
 STRATEGIES = instances(SELECTION)
 # The selection stage runs for the tasks that have test queries.
 SELECT_TASKS = [
@@ -415,7 +415,7 @@ def sae_directory(model, task, site, layer):
     if model in SAE["pretrained"]:
         # <site>/layer_<L>, or the SAELens / sparsify folder whose hook name maps there.
         # Imported here: it imports torch, which a run without published SAEs need not load.
-        from demoscope.sae_published import locate
+        from demoscope.lenses.sae.published import locate
 
         return locate(SAE["pretrained"][model], site, int(layer))
     return paths.sae_dir(model, task, site, layer)

@@ -6,11 +6,11 @@ import sys
 
 import polars as pl
 
-from demoscope.lens_records import CALIBRATION_SEED_OFFSET, content_ids, draw_records
+from demoscope.data.lens_records import CALIBRATION_SEED_OFFSET, content_ids, draw_records
 from demoscope.parquet import read_table, write_parquet
-from demoscope.records import Skipped
-from demoscope.tasks import load_split
-from demoscope.templates import Template
+from demoscope.data.records import Skipped
+from demoscope.data.tasks import load_split
+from demoscope.data.templates import Template
 
 params = snakemake.params
 task = params.task

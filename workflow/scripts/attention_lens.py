@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import polars as pl
 
-from demoscope import modeljob
-from demoscope.attention import best_head, candidate_features
+from demoscope.lm import modeljob
+from demoscope.lenses.attention import best_head, candidate_features
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

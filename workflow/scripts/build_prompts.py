@@ -7,12 +7,12 @@ import sys
 import polars as pl
 from transformers import AutoTokenizer
 
-from demoscope.models import check_layers
+from demoscope.lm.models import check_layers
 from demoscope.parquet import write_parquet
-from demoscope.prompts import build_prompt_tables
-from demoscope.records import Skipped
-from demoscope.tasks import SPLITS, has_split, load_split
-from demoscope.templates import Template
+from demoscope.data.prompts import build_prompt_tables
+from demoscope.data.records import Skipped
+from demoscope.data.tasks import SPLITS, has_split, load_split
+from demoscope.data.templates import Template
 
 task = snakemake.params.task
 name = snakemake.wildcards.task

@@ -4,9 +4,9 @@ log_to(snakemake.log[0])
 
 import json
 
-from demoscope.features import compute_features
+from demoscope.lenses.features import compute_features
 from demoscope.parquet import write_parquet
-from demoscope.store import open_store
+from demoscope.activations.store import open_store
 
 skip = bool(snakemake.params.skip_first_token)
 store = open_store(snakemake.input[0])

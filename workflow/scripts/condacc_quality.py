@@ -5,10 +5,10 @@ log_to(snakemake.log[0])
 import sys
 import time
 
-from demoscope import modeljob
-from demoscope.condacc import score_condacc
+from demoscope.lm import modeljob
+from demoscope.quality.condacc import score_condacc
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import sys
 
-from demoscope.contamination import contamination_table
+from demoscope.data.contamination import contamination_table
 from demoscope.parquet import read_table, write_parquet
 
 candidates = read_table(snakemake.input.candidates)

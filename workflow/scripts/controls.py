@@ -2,10 +2,10 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import modeljob
-from demoscope.controls import control_table
+from demoscope.lm import modeljob
+from demoscope.lenses.controls import control_table
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

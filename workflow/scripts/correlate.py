@@ -6,12 +6,12 @@ import sys
 
 import polars as pl
 
-from demoscope.bootstrap import resample_rng
-from demoscope.degenerate import usable_metrics
-from demoscope.features import FEATURES
-from demoscope.maxnull import null_table, permutations
+from demoscope.stats.bootstrap import resample_rng
+from demoscope.stats.degenerate import usable_metrics
+from demoscope.lenses.features import FEATURES
+from demoscope.stats.maxnull import null_table, permutations
 from demoscope.parquet import write_parquet
-from demoscope.rhotable import rho_rows
+from demoscope.stats.rhotable import rho_rows
 
 params = snakemake.params
 wildcards = snakemake.wildcards
@@ -23,7 +23,7 @@ quality = (
 features = pl.read_parquet(snakemake.input.features)
 # A control that does not apply to the task (label_index beyond binary tasks) has no column.
 names = [name for name in params.get("features", FEATURES) if name in features.columns]
-# Degenerate metrics are reported, never correlated (demoscope.degenerate).
+# Degenerate metrics are reported, never correlated (demoscope.stats.degenerate).
 metrics = usable_metrics(quality, list(params.metrics), params.degenerate_share)
 rows = rho_rows(
     features,

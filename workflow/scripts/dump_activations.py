@@ -3,10 +3,10 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 from demoscope.parquet import read_table
-from demoscope import modeljob
-from demoscope.dump import dump_activations, resolve_store_dtype
-from demoscope.sampling import balanced_head
-from demoscope.templates import Template
+from demoscope.lm import modeljob
+from demoscope.activations.dump import dump_activations, resolve_store_dtype
+from demoscope.data.sampling import balanced_head
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 context = dict(snakemake.params.context)

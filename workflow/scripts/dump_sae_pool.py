@@ -2,9 +2,9 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import modeljob
-from demoscope.dump import dump_activations, resolve_store_dtype
-from demoscope.models import decoder_layers
+from demoscope.lm import modeljob
+from demoscope.activations.dump import dump_activations, resolve_store_dtype
+from demoscope.lm.models import decoder_layers
 from demoscope.parquet import read_table
 
 compute = snakemake.config["compute"]

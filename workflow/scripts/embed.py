@@ -5,10 +5,10 @@ log_to(snakemake.log[0])
 import sys
 from functools import partial
 
-from demoscope import modeljob
-from demoscope.embeddings import candidate_texts, embedding_table, load_encoder, mean_pooled
+from demoscope.lm import modeljob
+from demoscope.lm.embeddings import candidate_texts, embedding_table, load_encoder, mean_pooled
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

@@ -6,10 +6,10 @@ import sys
 
 import polars as pl
 
-from demoscope import modeljob
-from demoscope.evaluation import evaluate_selection
+from demoscope.lm import modeljob
+from demoscope.selection.evaluation import evaluate_selection
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.figures import massive_by_layer
+from demoscope.report.figures import massive_by_layer
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 mask, site = snakemake.params.store["mask"], snakemake.params.store["site"]

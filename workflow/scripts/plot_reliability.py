@@ -2,7 +2,7 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope.figures import reliability_by_queries
+from demoscope.report.figures import reliability_by_queries
 from demoscope.parquet import read_table
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.figures import rho_by_layer
+from demoscope.report.figures import rho_by_layer
 
 params = snakemake.params
 model, task = snakemake.wildcards.model, snakemake.wildcards.task

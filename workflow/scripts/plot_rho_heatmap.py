@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.figures import rho_heatmap
+from demoscope.report.figures import rho_heatmap
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 table = pl.read_parquet(snakemake.input.spearman).filter((pl.col("model") == model) & (pl.col("task") == task))

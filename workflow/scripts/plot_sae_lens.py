@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.figures import sae_lens
+from demoscope.report.figures import sae_lens
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 table = pl.read_parquet(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))

@@ -4,7 +4,7 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.figures import strategy_accuracy_bars
+from demoscope.report.figures import strategy_accuracy_bars
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 table = pl.read_csv(snakemake.input[0]).filter((pl.col("model") == model) & (pl.col("task") == task))

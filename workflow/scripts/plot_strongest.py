@@ -5,7 +5,7 @@ log_to(snakemake.log[0])
 import polars as pl
 
 from demoscope import paths
-from demoscope.figures import message, strongest_scatter
+from demoscope.report.figures import message, strongest_scatter
 
 model, task = snakemake.wildcards.model, snakemake.wildcards.task
 title = f"{model} / {task}: strongest feature"

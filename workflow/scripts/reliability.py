@@ -2,9 +2,9 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope.bootstrap import resample_rng
+from demoscope.stats.bootstrap import resample_rng
 from demoscope.parquet import read_table, write_parquet
-from demoscope.reliability import reliability_tables
+from demoscope.stats.reliability import reliability_tables
 
 params = snakemake.params
 summary, curve = reliability_tables(

@@ -6,22 +6,11 @@ from pathlib import Path
 
 import polars as pl
 
-from demoscope.contamination import summary_section as contamination_section
-from demoscope.headline import headline
-from demoscope.maxnull import family_null
+from demoscope.data.contamination import summary_section as contamination_section
+from demoscope.stats.headline import headline
+from demoscope.stats.maxnull import family_null
 from demoscope.parquet import read_table, write_csv, write_parquet
-from demoscope.report import (
-    CONSISTENCY_CHECKS,
-    consistency_section,
-    lens_section,
-    sae_quality_section,
-    skipped_section,
-    spearman_table,
-    summary_sections,
-    task_section,
-    to_html,
-    to_markdown,
-)
+from demoscope.report.summary import CONSISTENCY_CHECKS, consistency_section, lens_section, sae_quality_section, skipped_section, spearman_table, summary_sections, task_section, to_html, to_markdown
 
 params = snakemake.params
 keys = params.inputs_of

@@ -3,7 +3,7 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 from demoscope.parquet import read_table, write_csv
-from demoscope.strategyreport import strategy_table, task_spearman_table
+from demoscope.selection.strategyreport import strategy_table, task_spearman_table
 
 # The keys of each input, in the inputs' order (the script never parses a path).
 keys = snakemake.params.inputs_of

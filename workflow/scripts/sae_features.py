@@ -4,11 +4,11 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope import jobclock, modeljob
+from demoscope.lm import jobclock, modeljob
 from demoscope.parquet import write_parquet
-from demoscope.sae_published import load_any
-from demoscope.sae_features import sae_features
-from demoscope.store import open_store
+from demoscope.lenses.sae.published import load_any
+from demoscope.lenses.sae.features import sae_features
+from demoscope.activations.store import open_store
 
 modeljob.torch_threads(snakemake)
 params = snakemake.params

@@ -7,10 +7,10 @@ import sys
 from transformers import AutoTokenizer
 
 from demoscope.parquet import read_table, write_parquet
-from demoscope.records import Skipped
-from demoscope.sae_pool import draw_pool
-from demoscope.tasks import load_split
-from demoscope.templates import Template
+from demoscope.data.records import Skipped
+from demoscope.lenses.sae.pool import draw_pool
+from demoscope.data.tasks import load_split
+from demoscope.data.templates import Template
 
 params = snakemake.params
 task = params.task

@@ -2,10 +2,10 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import modeljob
+from demoscope.lm import modeljob
 from demoscope.parquet import read_table, write_parquet
-from demoscope.quality import quality_tables
-from demoscope.templates import Template
+from demoscope.quality.oneshot import quality_tables
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 model, tokenizer, device = modeljob.start(snakemake)

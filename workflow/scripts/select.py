@@ -5,9 +5,9 @@ log_to(snakemake.log[0])
 import sys
 
 from demoscope.parquet import read_table, write_parquet
-from demoscope.selection import label_free, select
-from demoscope.sets import write_sets
-from demoscope.strategies import strategy
+from demoscope.selection.choose import label_free, select
+from demoscope.selection.sets import write_sets
+from demoscope.selection.strategies import strategy
 
 spec = dict(snakemake.params.strategy)
 settings = dict(spec)  # what the sets files record
@@ -22,9 +22,9 @@ signals = {
 }
 scorer = None
 if strategy(spec["kind"]).loads_model:
-    from demoscope import modeljob
-    from demoscope.lmscore import LMScorer
-    from demoscope.templates import Template
+    from demoscope.lm import modeljob
+    from demoscope.lm.lmscore import LMScorer
+    from demoscope.data.templates import Template
 
     model, tokenizer, device = modeljob.start(snakemake, dtype=spec.pop("dtype"))
     compute = snakemake.config["compute"]

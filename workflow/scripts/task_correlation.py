@@ -4,10 +4,10 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from demoscope.features import FEATURES
-from demoscope.lenses import SAE_FEATURES, lens_of
+from demoscope.lenses.features import FEATURES
+from demoscope.lenses.registry import SAE_FEATURES, lens_of
 from demoscope.parquet import read_table, write_parquet
-from demoscope.taskcorr import task_rho_rows
+from demoscope.stats.taskcorr import task_rho_rows
 
 sets = read_table(snakemake.input.sets)
 parts = []

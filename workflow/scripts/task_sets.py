@@ -4,11 +4,11 @@ log_to(snakemake.log[0])
 
 import sys
 
-from demoscope import modeljob
-from demoscope.evaluation import score_pairs
+from demoscope.lm import modeljob
+from demoscope.selection.evaluation import score_pairs
 from demoscope.parquet import read_table, write_parquet
-from demoscope.taskcorr import random_sets, set_table
-from demoscope.templates import Template
+from demoscope.stats.taskcorr import random_sets, set_table
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

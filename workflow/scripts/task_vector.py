@@ -2,10 +2,10 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import modeljob
+from demoscope.lm import modeljob
 from demoscope.parquet import read_table, write_parquet
-from demoscope.task_vector import features, last_token_states
-from demoscope.templates import Template
+from demoscope.lenses.task_vector import features, last_token_states
+from demoscope.data.templates import Template
 
 compute = snakemake.config["compute"]
 params = snakemake.params

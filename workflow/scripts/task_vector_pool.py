@@ -3,10 +3,10 @@ from checkout import log_to
 log_to(snakemake.log[0])
 
 from demoscope.parquet import read_table, write_parquet
-from demoscope.records import Skipped
-from demoscope.lens_records import draw_pool
-from demoscope.tasks import load_split
-from demoscope.templates import Template
+from demoscope.data.records import Skipped
+from demoscope.data.lens_records import draw_pool
+from demoscope.data.tasks import load_split
+from demoscope.data.templates import Template
 
 params = snakemake.params
 task = params.task

@@ -2,13 +2,14 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import jobclock, modeljob, paths
-from demoscope.models import resolve_device
+from demoscope.lm import jobclock, modeljob
+from demoscope import paths
+from demoscope.lm.models import resolve_device
 from demoscope.parquet import read_table
-from demoscope.sae_io import save_sae
-from demoscope.sae_train import train_sae
-from demoscope.sae_pool import training_records
-from demoscope.store import open_store
+from demoscope.lenses.sae.io import save_sae
+from demoscope.lenses.sae.train import train_sae
+from demoscope.lenses.sae.pool import training_records
+from demoscope.activations.store import open_store
 
 modeljob.torch_threads(snakemake)
 wildcards = snakemake.wildcards

@@ -2,10 +2,10 @@ from checkout import log_to
 
 log_to(snakemake.log[0])
 
-from demoscope import modeljob
+from demoscope.lm import modeljob
 from demoscope.parquet import read_table, write_parquet
-from demoscope.templates import Template
-from demoscope.zeroshot import zero_shot_uncertainty
+from demoscope.data.templates import Template
+from demoscope.lm.zeroshot import zero_shot_uncertainty
 
 compute = snakemake.config["compute"]
 params = snakemake.params

@@ -1,0 +1,1 @@
+"""Capturing activations under a mask and storing them: capture hooks, masks, the dump, the Zarr store."""

@@ -1,0 +1,1 @@
+"""Reading tasks and sampling prompts: record formats, task sources, templates, sampling."""

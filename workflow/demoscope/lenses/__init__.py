@@ -1,0 +1,1 @@
+"""Per-candidate features read from activations (moments, massive, SAE, task vector, attention) and the controls."""

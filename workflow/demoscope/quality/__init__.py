@@ -1,0 +1,1 @@
+"""A demonstration's quality: 1-shot scoring, its metrics, CondAcc."""

@@ -1,0 +1,1 @@
+"""The run's tables and figures."""

@@ -1,0 +1,1 @@
+"""Choosing demonstrations and evaluating them: strategies, selectors, retrievers, k-shot evaluation, their report."""

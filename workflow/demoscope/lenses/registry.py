@@ -17,6 +17,7 @@ from typing import Callable
 # Imported statically (numpy only): the code hash of every rule whose script reads this
 # registry covers the lens code.
 from demoscope.lenses import massive, moments
+from demoscope.lenses import names
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ LENSES: dict[str, Lens] = {
         moments.MOMENTS + tuple(f"last_{m}" for m in moments.MOMENTS), _moments, ("features", "correlations")
     ),
     "massive": Lens(massive.MASSIVE, _massive),
-    # sae_features.py defines them.
-    "sae": Lens(("sae_nmse", "sae_l0", "sae_entropy", "sae_task_cosine"), tables=("sae_features", "sae_correlations")),
-    # task_vector.py defines them.
-    "task_vector": Lens(("tv_cosine", "tv_norm")),
-    "attention": Lens(tuple(name for names in ATTENTION_FEATURES.values() for name in names)),
+    # sae/features.py computes them (their names live in names.py).
+    "sae": Lens(names.SAE, tables=("sae_features", "sae_correlations")),
+    # task_vector.py computes them (their names live in names.py).
+    "task_vector": Lens(names.TASK_VECTOR),
+    "attention": Lens(tuple(name for group in ATTENTION_FEATURES.values() for name in group)),
     # Non-activation signals per candidate (controls.py defines them); they have no layer.
     "controls": Lens(("n_tokens", "label_index", "demo_loglik", "zero_shot_gold", "query_cosine")),
 }

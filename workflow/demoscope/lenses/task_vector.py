@@ -29,7 +29,7 @@ import polars as pl
 import torch
 
 from demoscope.activations.capture import capture
-from demoscope.lenses.registry import TASK_VECTOR_FEATURES as FEATURES  # noqa: F401  (the columns features() writes)
+from demoscope.lenses.names import TASK_VECTOR as FEATURES  # noqa: F401  (the columns features() writes)
 from demoscope.lm.models import decoder_layers
 from demoscope.data.templates import Template
 from demoscope.lm.tokens import encode_text, length_batches, pad_batch

@@ -27,7 +27,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from demoscope.lenses.registry import SAE_FEATURES
+from demoscope.lenses.names import SAE as SAE_FEATURES
 from demoscope.lenses.sae.model import TopKSAE
 from demoscope.lenses.sae.stream import layer_index
 

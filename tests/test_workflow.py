@@ -221,8 +221,11 @@ def test_generation_task_end_to_end(llama_run, tiny_data):
     assert quality.height == sizes["candidates"] and set(quality["label"]) == {""}
     assert quality["accuracy"].is_between(0, 1).all() and (quality["accuracy"] == quality["accuracy_norm"]).all()
     assert (quality["gold_logprob"] < 0).all() and (quality["gold_logprob"] < quality["gold_logprob_norm"]).all()
-    log = (workdir / "results/logs/score_quality/tiny/gsm8k.log").read_text()
-    assert f"generated {sizes['candidates'] * sizes['quality_queries']} answers" in log
+    # Each score_quality shard generates for its own block of candidates.
+    logs = [path.read_text() for path in sorted((workdir / "results/logs/score_quality/tiny/gsm8k").glob("*.log"))]
+    assert len(logs) == config["compute"]["quality_shards"]
+    generated = [int(re.search(r"generated (\d+) answers", log).group(1)) for log in logs]
+    assert sum(generated) == sizes["candidates"] * sizes["quality_queries"]
     for mask, sites in config["dumps"].items():
         for site in sites:
             assert (results / "activations" / mask / f"{site}.zarr").is_dir()
@@ -391,7 +394,7 @@ def test_changing_a_size_reruns_that_task_only(llama_run):
         write_config(workdir, config)
     # One dump job per mask, whatever rule its site list puts it under.
     n_dumps = sum(count for rule, count in jobs.items() if rule.startswith("dump_activations"))
-    assert jobs["build_prompts"] == 1 and jobs["score_quality"] == 1 and n_dumps == len(config["dumps"])
+    assert jobs["build_prompts"] == 1 and jobs["score_quality"] == config["compute"]["quality_shards"] and n_dumps == len(config["dumps"])
     assert "prepare_model" not in jobs
 
 

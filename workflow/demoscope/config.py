@@ -100,11 +100,16 @@ def semantic_errors(config: dict) -> list[str]:
 
 
 def beyond_errors(config: dict) -> list[str]:
-    """CondAcc's k fits every task's candidates; the task-vector and attention lenses name tasks that exist."""
+    """Quality shards and CondAcc's k fit every task's candidates; the task-vector and attention lenses name tasks that exist."""
     errors = []
     tasks = config.get("tasks") or {}
     quality = config.get("quality") or {}
     k = (quality.get("condacc") or {}).get("k", 4)
+    shards = (config.get("compute") or {}).get("quality_shards", 1)
+    for name, task in tasks.items():
+        n = (task.get("sizes") or {}).get("candidates") if isinstance(task, dict) else None
+        if isinstance(n, int) and isinstance(shards, int) and shards > n:
+            errors.append(f"compute.quality_shards: {shards} score_quality jobs, but tasks.{name} has {n} candidates")
     if quality.get("definition") == "condacc":
         for name, task in tasks.items():
             n = (task.get("sizes") or {}).get("candidates")

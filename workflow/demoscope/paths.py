@@ -116,6 +116,15 @@ def task_table(name: str, model: str = "{model}", task: str = "{task}") -> str:
     return f"{_task(model, task)}/{_known(name, TASK_TABLES, 'task table')}.parquet"
 
 
+def quality_shard(
+    name: str, model: str = "{model}", task: str = "{task}", shard: str = "{shard}"
+) -> str:
+    """One score_quality job's share of a quality table (`quality` or `quality_by_query`):
+    the candidates of shard `shard`, which merge_quality concatenates."""
+    table = _known(name, ("quality", "quality_by_query"), "quality shard table")
+    return f"{_task(model, task)}/quality_shards/{table}/{shard}.parquet"
+
+
 def activations(model: str = "{model}", task: str = "{task}", mask: str = "{mask}", site: str = "{site}") -> str:
     """The activation store of the candidates under one mask at one site."""
     return f"{_task(model, task)}/activations/{mask}/{site}.zarr"

@@ -77,6 +77,7 @@ wildcard_constraints:
     mask="|".join(MASKS),
     site="|".join(SITES),
     layer=r"\d+",
+    shard=r"\d+",
     strategy="|".join(re.escape(name) for name in STRATEGIES),
 
 
@@ -179,6 +180,18 @@ def quality_table(model, task):
     """
     name = quality_definition(QUALITY["definition"]).table
     return paths.task_table(name, model, task)
+
+
+def quality_shards(name):
+    """Input function: every score_quality shard's table `name` of a model and task."""
+
+    def shard_tables(wildcards):
+        return [
+            paths.quality_shard(name, wildcards.model, wildcards.task, str(shard))
+            for shard in range(COMPUTE["quality_shards"])
+        ]
+
+    return shard_tables
 
 
 def quality_input(wildcards):

@@ -1,8 +1,9 @@
 """The quality-definition registry (`DEFINITIONS`: `quality.definition` -> its entry): which
 table every lens is correlated against and which rule's script writes it.
 
-- `oneshot`: 1-shot accuracy and gold log-prob over the quality queries (quality.py, the
-  `score_quality` rule): results/<model>/<task>/quality.parquet.
+- `oneshot`: 1-shot accuracy and gold log-prob over the quality queries (quality/oneshot.py,
+  scored by `score_quality` jobs, one per block of candidates, which the `merge_quality` rule
+  joins): results/<model>/<task>/quality.parquet.
 - `condacc`: CondAcc of Chang & Jia (2023), the mean over k-shot prompts holding the candidate
   (condacc.py, the `condacc_quality` rule): results/<model>/<task>/quality_condacc.parquet.
 
@@ -24,7 +25,7 @@ class QualityDefinition:
 
 
 DEFINITIONS: dict[str, QualityDefinition] = {
-    "oneshot": QualityDefinition("quality", "score_quality"),
+    "oneshot": QualityDefinition("quality", "merge_quality"),
     "condacc": QualityDefinition("quality_condacc", "condacc_quality"),
 }
 

@@ -92,16 +92,20 @@ def bare_forward(model, tokenizer, texts, batch_tokens, device) -> float:
 
 def bench_dump(model, tokenizer, texts, batch_tokens, work: Path, device: str) -> dict:
     tokens = sum(len(encode_text(tokenizer, t, first=True)) for t in texts)
-    # Both paths warm up first: the first dump of a process also pays one-time costs (Zarr
-    # codecs, the writer thread), which read as 0.79 against 0.89-0.91 warm on 2026-12-02.
+    store_dtype = resolve_store_dtype("auto", device)
+
+    def dump(some: list[str], store: str) -> float:
+        start = time.perf_counter()
+        dump_activations(model, tokenizer, some, work / store, "mlp_out", device, store_dtype,
+                         batch_tokens=batch_tokens, chunk_tokens=256)
+        return time.perf_counter() - start
+
+    # Both paths warm up first, so neither times a process's one-time costs (for the dump:
+    # Zarr codecs, the writer thread).
     bare_forward(model, tokenizer, texts[:8], batch_tokens, device)
-    dump_activations(model, tokenizer, texts[:8], work / "warm.zarr", "mlp_out", device,
-                     resolve_store_dtype("auto", device), batch_tokens=batch_tokens, chunk_tokens=256)
+    dump(texts[:8], "warm.zarr")
     bare = [bare_forward(model, tokenizer, texts, batch_tokens, device)]
-    start = time.perf_counter()
-    dump_activations(model, tokenizer, texts, work / "dump.zarr", "mlp_out", device,
-                     resolve_store_dtype("auto", device), batch_tokens=batch_tokens, chunk_tokens=256)
-    dumped = time.perf_counter() - start
+    dumped = dump(texts, "dump.zarr")
     bare.append(bare_forward(model, tokenizer, texts, batch_tokens, device))
     bare_s = min(bare)  # the faster bare pass: the stricter comparison
     return {"tokens": tokens, "bare_tok_s": tokens / bare_s, "dump_tok_s": tokens / dumped,

@@ -160,9 +160,21 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return done
 
 
-def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
-    """The default config's tasks and templates, a tiny model, and tiny sizes."""
+def default_config(breadth: bool = True) -> dict:
+    """config/config.yaml, with config/breadth.yaml merged over it as Snakemake merges two
+    --configfile files (the default run has SST-2 alone; the overlay adds ARC-Challenge and
+    GSM8K, so that tests see every task kind)."""
+    from snakemake.utils import update_config
+
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    if breadth:
+        update_config(config, yaml.safe_load((REPO / "config" / "breadth.yaml").read_text()))
+    return config
+
+
+def tiny_config(model_dir: Path, data_dir: Path, name: str = "tiny") -> dict:
+    """The default config's tasks and templates with config/breadth.yaml's, a tiny model, and tiny sizes."""
+    config = default_config()
     config["models"] = {name: {"source": str(model_dir)}}
     config["data_dir"] = str(data_dir)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}

@@ -173,6 +173,27 @@ def test_config_on_the_command_line_still_applies(paper_workspace, tmp_path):
     assert str(data / "openbookqa" / "train.jsonl") in done.stdout
 
 
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the offline data folder {SHARED_DATA} is not beside this checkout")
+def test_breadth_overlay_adds_its_tasks_to_the_default_run(paper_workspace):
+    """config/breadth.yaml named after config/config.yaml merges over it (README): the default
+    run's SST-2 keeps its whole plan and ARC-Challenge and GSM8K join it, without a selection stage."""
+    shutil.copy(REPO / "config" / "breadth.yaml", paper_workspace / "config" / "breadth.yaml")
+    default = planned_jobs(dry_run(paper_workspace, "--config", f"data_dir={SHARED_DATA}").stdout)
+    assert {job["wildcards"] for job in default if job["rule"] == "build_prompts"} == {"model=smollm2-135m, task=sst2"}
+    done = dry_run(paper_workspace, "--configfile", "config/config.yaml", "config/breadth.yaml",
+                   "--config", f"data_dir={SHARED_DATA}")
+    jobs = planned_jobs(done.stdout)
+    tasks = {job["wildcards"] for job in jobs if job["rule"] == "build_prompts"}
+    assert tasks == {f"model=smollm2-135m, task={t}" for t in ("sst2", "arc_challenge", "gsm8k")}
+    sst2 = lambda plan: sorted((j["rule"], j["wildcards"]) for j in plan if "task=sst2" in j["wildcards"])  # noqa: E731
+    assert sst2(jobs) == sst2(default)
+    for task in ("arc_challenge", "gsm8k"):
+        rules = {job["rule"] for job in jobs if f"task={task}" in job["wildcards"]}
+        assert {"score_quality", "controls", "correlate"} <= rules, task
+        assert any(rule.startswith("dump_activations") for rule in rules), task  # named by site list
+        assert not rules & {"evaluate", "task_sets", "select"}, task
+
+
 def test_slurm_profile_puts_gpu_requests_on_the_model_rules(paper_workspace):
     done = dry_run(paper_workspace, "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
     jobs = [job for job in planned_jobs(done.stdout) if job["rule"] != "all"]

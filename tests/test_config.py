@@ -7,10 +7,10 @@ import yaml
 
 from demoscope.config import ConfigError, check_config
 
-from conftest import REPO, make_workspace, snakemake
+from conftest import REPO, default_config, make_workspace, snakemake
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEFAULT = default_config()
 
 
 # A plain-text source: `LABEL:detail question` lines, split by a pattern with named groups.
@@ -25,7 +25,11 @@ def edited(change) -> dict:
 
 
 def test_default_config_is_valid():
+    """config/config.yaml alone (the default run) and with config/breadth.yaml merged over it."""
+    check_config(default_config(breadth=False), SCHEMA)
     check_config(copy.deepcopy(DEFAULT), SCHEMA)
+    assert list(default_config(breadth=False)["tasks"]) == ["sst2"]
+    assert list(DEFAULT["tasks"]) == ["sst2", "arc_challenge", "gsm8k"]
 
 
 @pytest.mark.parametrize(

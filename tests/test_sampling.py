@@ -137,19 +137,17 @@ def test_probe_queries_are_never_quality_test_or_candidate_inputs():
 
 @pytest.mark.parametrize("task", ["sst2", "arc_challenge", "gsm8k"])
 def test_probe_queries_on_the_real_data(task):
-    """The default config's sizes on the offline data: no probe query is a quality or test query."""
+    """The default config's sizes (with config/breadth.yaml's) on the offline data: no probe query is a quality or test query."""
     from types import SimpleNamespace
 
-    import yaml
-    from conftest import REPO, SHARED_DATA
-
+    from conftest import SHARED_DATA, default_config
     from demoscope.data.prompts import build_prompt_tables
     from demoscope.data.tasks import SPLITS, has_split, load_split
     from demoscope.data.templates import Template
 
     if not SHARED_DATA.exists():
         pytest.skip(f"the offline data folder {SHARED_DATA} is not beside this checkout")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["tasks"][task]
+    config = default_config()["tasks"][task]
     splits = {s: load_split(config, s, str(SHARED_DATA)) for s in SPLITS if s != "dev" or has_split(config, s, str(SHARED_DATA))}
     tokenizer = lambda text, add_special_tokens=True: SimpleNamespace(input_ids=text.split())  # noqa: E731
     tables = build_prompt_tables(splits, Template.from_config(config.get("template")),

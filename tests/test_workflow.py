@@ -19,7 +19,7 @@ from demoscope.stats.degenerate import usable_metrics
 from demoscope.lenses.features import FEATURES
 from demoscope.lenses.registry import CONTROL_FEATURES, SAE_FEATURES
 
-from conftest import REPO, SHARED_DATA, make_workspace, snakemake, tiny_config
+from conftest import REPO, SHARED_DATA, default_config, make_workspace, snakemake, tiny_config
 
 FIGURES = ["rho_heatmap", "rho_by_layer", "strongest", "quality", "reliability", "massive", "sae_lens"]
 FIGURE_RULES = {"plot_rho_heatmap", "plot_rho_by_layer", "plot_strongest", "plot_quality", "plot_reliability",
@@ -400,7 +400,7 @@ def test_changing_a_size_reruns_that_task_only(llama_run):
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"the offline data folder {SHARED_DATA} is not beside this checkout")
 def test_real_embedded_model_on_real_data(tmp_path):
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = default_config()
     config["data_dir"] = str(SHARED_DATA)
     config["tasks"]["sst2"]["sizes"] = {"candidates": 10, "quality_queries": 4}
     config["tasks"]["arc_challenge"]["sizes"] = {"candidates": 8, "quality_queries": 4}

@@ -18,6 +18,7 @@ ratios taken in the same run, so they hold on any machine; no test is timed.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO / "workflow"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from snakemake.utils import update_config  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import jobs  # noqa: E402
@@ -53,8 +55,10 @@ from demoscope.lm.tokens import encode_text  # noqa: E402
 
 TARGETS = {"dump_ratio": 0.85, "scoring_speedup": 3.0, "rss_growth": 0.10}
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-# ARC-Challenge, benchmark 1's task and one of benchmark 2's, is in the breadth overlay.
-TASKS = {**CONFIG["tasks"], **yaml.safe_load((REPO / "config" / "breadth.yaml").read_text())["tasks"]}
+# ARC-Challenge, benchmark 1's task and one of benchmark 2's, is in the breadth overlay: its
+# tasks merged over the default's as Snakemake merges two --configfile files.
+TASKS = copy.deepcopy(CONFIG["tasks"])
+update_config(TASKS, yaml.safe_load((REPO / "config" / "breadth.yaml").read_text())["tasks"])
 
 
 def task_texts(task: str, data_dir: str, n: int, split: str = "train") -> tuple[list, Template]:

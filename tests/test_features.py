@@ -20,6 +20,23 @@ def test_moments_match_scipy():
     assert last["last_mean"] == pytest.approx(x[-1].mean())
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).standard_t(3, size=(40, 576)).astype(np.float32),  # a store's dtype
+        np.random.default_rng(2).normal(1e4, 1e-9, size=(5, 8)),  # near-constant: scipy says NaN
+        np.concatenate([np.zeros((9, 64)), np.full((1, 64), 300.0)]),  # one massive token
+    ],
+)
+def test_moments_agree_with_scipy_to_the_last_bits(values):
+    # moments() reimplements scipy's formulas to avoid its per-call overhead: same numbers.
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    got = moments(values)
+    for name, want in (("skewness", stats.skew(flat)), ("kurtosis", stats.kurtosis(flat))):
+        assert (np.isnan(got[name]) and np.isnan(want)) or got[name] == pytest.approx(want, rel=1e-12, abs=0)
+    assert got["variance"] == pytest.approx(np.var(flat), rel=1e-12, abs=0)
+
+
 def test_constant_input_gives_nan_shape_moments():
     got = moments(np.ones((3, 4)))
     assert got["variance"] == 0 and np.isnan(got["skewness"]) and np.isnan(got["kurtosis"])

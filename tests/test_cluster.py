@@ -16,6 +16,7 @@ from conftest import REPO, SHARED_DATA, gsm8k_rows, make_workspace, mc_rows, sen
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 GPU_RULES = {
     "dump_activations", "score_quality", "dump_sae_pool", "train_sae", "embed", "zero_shot", "evaluate", "task_sets",
+    "evaluate_after_quality",
     "select_model", "controls", "condacc_quality", "task_vector", "attention_lens",
 }
 # Planning must not reach the network: the hub libraries are told to stay offline, and
@@ -91,7 +92,9 @@ def expected_paper_counts() -> dict[str, int]:
         "contamination": models * tasks,
         "select": models * tasks * 15,
         "select_model": models * tasks * 2,  # MDL and ConE load the model
-        "evaluate": models * tasks,  # one job evaluates all 17 instances
+        # One job evaluates the 12 instances that read no quality, one the 5 that wait for it.
+        "evaluate": models * tasks,
+        "evaluate_after_quality": models * tasks,
         "task_sets": models * tasks,
         "task_correlation": models * tasks,
         "report_selection": 1,
@@ -135,9 +138,10 @@ def assert_gsm8k_for_both_models(out: str) -> None:
     for model in ("llama-3.2-3b", "qwen2.5-3b"):
         mine = [job for job in jobs if f"model={model}" in job["wildcards"] and "task=gsm8k" in job["wildcards"]]
         rules = {job["rule"] for job in mine}
-        assert {"build_prompts", "condacc_quality", "dump_activations", "zero_shot", "task_sets", "evaluate"} <= rules, model
-        # As many dump jobs (one per mask) and evaluate jobs (one) as a classification task of the same model.
-        for rule in ("dump_activations", "evaluate"):
+        assert {"build_prompts", "condacc_quality", "dump_activations", "zero_shot", "task_sets", "evaluate",
+                "evaluate_after_quality"} <= rules, model
+        # As many dump jobs (one per mask) and evaluate jobs (one of each) as a classification task of the same model.
+        for rule in ("dump_activations", "evaluate", "evaluate_after_quality"):
             boolq = [job for job in jobs if job["rule"] == rule and job["wildcards"].startswith(f"model={model}, task=boolq")]
             assert sum(job["rule"] == rule for job in mine) == len(boolq) > 0, (model, rule)
 

@@ -146,22 +146,32 @@ def planned_with(workdir, config, selection: dict) -> dict[str, int]:
 REPORT_JOBS = {"report_selection": 1, "plot_strategies": 2, "write_config": 1, "all": 1}
 
 
-# Each task has one evaluate job, which scores every strategy instance with one model load:
-# adding an instance reruns its own select jobs and that task's evaluate job (README, "The
-# workflow", explains the trade), and nothing upstream.
+# Each task has one evaluate job for the instances that read no quality and one
+# (evaluate_after_quality) for those that wait for it, each scoring its instances with one model
+# load: adding an instance reruns its own select jobs and its group's evaluate job of that task
+# (README, "The workflow", explains the trade), and nothing upstream.
 
 
 def test_adding_a_seed_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
     jobs = planned_with(workdir, config, {"seeds": config["selection"]["seeds"] + [7]})
-    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}  # one of each per task
+    assert jobs == {"select": 2, "evaluate": 2, **REPORT_JOBS}  # one of each per task; a seed reads no quality
 
 
 def test_adding_a_strategy_reruns_only_its_own_jobs_and_the_report(selection_run):
     workdir, config = selection_run
     entry = {"feature": "variance", "layer": 1, "mask": "causal", "site": "mlp_out"}
     jobs = planned_with(workdir, config, {"activation": config["selection"]["activation"] + [entry]})
-    assert jobs == {"select": 4, "evaluate": 2, **REPORT_JOBS}  # top and bottom per task; one evaluate per task
+    # Top and bottom per task, and one evaluate job per task: a fixed layer reads no quality.
+    assert jobs == {"select": 4, "evaluate": 2, **REPORT_JOBS}
+
+
+def test_a_strategy_that_reads_quality_reruns_only_the_evaluate_job_after_quality(selection_run):
+    workdir, config = selection_run
+    entry = {"feature": "variance", "layer": "best", "mask": "causal", "site": "mlp_out"}
+    jobs = planned_with(workdir, config, {"activation": config["selection"]["activation"] + [entry]})
+    # Its best layer comes from the correlations with quality: the other group's job stays.
+    assert jobs == {"select": 4, "evaluate_after_quality": 2, **REPORT_JOBS}
 
 
 def test_an_added_strategy_leaves_the_other_tables_as_they_were(selection_run, tmp_path):

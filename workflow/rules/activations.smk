@@ -23,6 +23,7 @@ for dump_rule, (dump_sites, dump_masks) in DUMP_RULES.items():
             paths.benchmark("dump_activations", "model", "task", "mask")
         wildcard_constraints:
             mask="|".join(dump_masks),
+        priority: PRIORITY["dump_activations"]
         conda:
             "../../envs/demoscope.yaml"
         threads: COMPUTE["threads"]

@@ -37,6 +37,38 @@ DUMPS = [(mask, site) for mask, sites in config["dumps"].items() for site in sit
 MASKS = list(config["dumps"])
 SITES = sorted({site for _, site in DUMPS})
 COMPUTE = config["compute"]
+# The order of jobs on a few cores (README "Timing", BENCHMARKS.md): of the jobs ready to run,
+# Snakemake starts those of highest priority first. The quality jobs are the longest and start
+# first; then the jobs on the path from the dumps to the last evaluation (features,
+# correlations, selection; the embeddings and zero-shot scores the early selections read); then
+# the other model jobs, longest chains first; light jobs (figures, report) last, at 0.
+PRIORITY = {
+    **dict.fromkeys(("score_quality", "merge_quality", "condacc_quality"), 10),
+    **dict.fromkeys(
+        (
+            "dump_activations",
+            "compute_features",
+            "correlate",
+            "select",
+            "zero_shot",
+            "embed",
+        ),
+        8,
+    ),
+    "evaluate_after_quality": 8,
+    **dict.fromkeys(
+        (
+            "evaluate",
+            "controls",
+            "sae_pool",
+            "dump_sae_pool",
+            "train_sae",
+            "sae_features",
+        ),
+        6,
+    ),
+    "task_sets": 5,
+}
 SAE = config["sae"]
 SAE_STORES = [tuple(pair) for pair in SAE["stores"]]
 SAE_TASKS = TASKS if SAE["tasks"] is None else list(SAE["tasks"])
@@ -259,6 +291,14 @@ def select_inputs(wildcards):
                 "model": model_dir(wildcards),
             }[signal]
     return inputs
+
+
+def waits_for_quality(name):
+    """Whether the selection of a strategy instance reads example quality: directly (the
+    oracle) or through the correlations that pick its best layer (select_inputs)."""
+    spec = STRATEGIES[name]
+    reads = strategy(spec["kind"]).reads
+    return "quality" in reads or ("features" in reads and spec.get("layer") == "best")
 
 
 def strategy_names(model):

@@ -12,6 +12,7 @@ rule controls:
         paths.log("controls", "model", "task"),
     benchmark:
         paths.benchmark("controls", "model", "task")
+    priority: PRIORITY["controls"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]

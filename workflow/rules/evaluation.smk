@@ -2,29 +2,41 @@
 # queries, and the correlation of features with the accuracy of random k-shot sets.
 
 
-# One evaluate job per model and task scores every strategy instance's selection with one
-# model load, and still writes one table per instance. Adding an instance reruns its own
-# select job and this one job, which re-evaluates every instance of the task (each table is
-# computed on its own, exactly as before, so the others come out the same); README explains
-# the trade.
-EVALUATED = sorted(STRATEGIES)
+# Evaluation loads the model once per (model, task) and group of strategy instances, and still
+# writes one table per instance. Two groups: `evaluate` scores the instances whose selection
+# reads no example quality (random, similarity, diversity, uncertainty, vote-k, ...), and can
+# run while the quality shards do; `evaluate_after_quality` scores those that wait for quality
+# (the oracle, and an activation entry whose layer is `best`, chosen by its correlations), so
+# that the run's tail after the shards is one short job, not every instance. Adding an
+# instance reruns its own select job and its group's evaluate job, which re-evaluates every
+# instance of that group (each table is computed on its own, so the others come out the same);
+# README explains the trade.
+EVALUATION_GROUPS = {
+    "evaluate": sorted(n for n in STRATEGIES if not waits_for_quality(n)),
+    "evaluate_after_quality": sorted(n for n in STRATEGIES if waits_for_quality(n)),
+}
 
 
-# No strategy instance, no evaluate job (a rule needs outputs).
-if EVALUATED:
+for group, evaluated in EVALUATION_GROUPS.items():
+    # No strategy instance in a group, no job for it (a rule needs outputs).
+    if not evaluated:
+        continue
 
-    rule evaluate:
+    rule:
+        name:
+            group
         input:
             model=model_dir,
             candidates=paths.prompts("candidates"),
             queries=paths.prompts("test_queries"),
-            selections=[paths.selection(strategy=strategy) for strategy in EVALUATED],
+            selections=[paths.selection(strategy=strategy) for strategy in evaluated],
         output:
-            [paths.evaluation(strategy=strategy) for strategy in EVALUATED],
+            [paths.evaluation(strategy=strategy) for strategy in evaluated],
         log:
-            paths.log("evaluate", "model", "task"),
+            paths.log(group, "model", "task"),
         benchmark:
-            paths.benchmark("evaluate", "model", "task")
+            paths.benchmark(group, "model", "task")
+        priority: PRIORITY[group]
         conda:
             "../../envs/demoscope.yaml"
         threads: COMPUTE["threads"]
@@ -35,7 +47,7 @@ if EVALUATED:
             template=template_config,
             generation=generation_config,
             # The strategy of each selection and table, in their order.
-            strategies=EVALUATED,
+            strategies=evaluated,
             code=script_code("evaluate"),
         script:
             "../scripts/evaluate.py"
@@ -52,6 +64,7 @@ rule task_sets:
         paths.log("task_sets", "model", "task"),
     benchmark:
         paths.benchmark("task_sets", "model", "task")
+    priority: PRIORITY["task_sets"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]

@@ -7,6 +7,7 @@ rule compute_features:
         paths.log("compute_features", "model", "task", "mask", "site"),
     benchmark:
         paths.benchmark("compute_features", "model", "task", "mask", "site")
+    priority: PRIORITY["compute_features"]
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -17,7 +17,7 @@ rule condacc_quality:
         paths.log("condacc_quality", "model", "task"),
     benchmark:
         paths.benchmark("condacc_quality", "model", "task")
-    priority: 1
+    priority: PRIORITY["condacc_quality"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]

@@ -13,7 +13,7 @@ rule score_quality:
         paths.log("score_quality", "model", "task", "shard"),
     benchmark:
         paths.benchmark("score_quality", "model", "task", "shard")
-    priority: 1
+    priority: PRIORITY["score_quality"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -42,7 +42,7 @@ rule merge_quality:
         paths.log("merge_quality", "model", "task"),
     benchmark:
         paths.benchmark("merge_quality", "model", "task")
-    priority: 1
+    priority: PRIORITY["merge_quality"]
     conda:
         "../../envs/demoscope.yaml"
     params:

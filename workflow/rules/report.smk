@@ -11,6 +11,7 @@ rule correlate:
         paths.log("correlate", "model", "task", "mask", "site"),
     benchmark:
         paths.benchmark("correlate", "model", "task", "mask", "site")
+    priority: PRIORITY["correlate"]
     conda:
         "../../envs/demoscope.yaml"
     params:

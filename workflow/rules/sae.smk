@@ -13,6 +13,7 @@ rule sae_pool:
         paths.log("sae_pool", "model", "task"),
     benchmark:
         paths.benchmark("sae_pool", "model", "task")
+    priority: PRIORITY["sae_pool"]
     conda:
         "../../envs/demoscope.yaml"
     params:
@@ -40,7 +41,7 @@ rule dump_sae_pool:
         paths.log("dump_sae_pool", "model", "task", "site"),
     benchmark:
         paths.benchmark("dump_sae_pool", "model", "task", "site")
-    priority: 2
+    priority: PRIORITY["dump_sae_pool"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -65,7 +66,7 @@ rule train_sae:
         paths.log("train_sae", "model", "task", "site", "layer"),
     benchmark:
         paths.benchmark("train_sae", "model", "task", "site", "layer")
-    priority: 2
+    priority: PRIORITY["train_sae"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -89,6 +90,7 @@ rule sae_features:
         paths.log("sae_features", "model", "task", "mask", "site"),
     benchmark:
         paths.benchmark("sae_features", "model", "task", "mask", "site")
+    priority: PRIORITY["sae_features"]
     conda:
         "../../envs/demoscope.yaml"
     params:

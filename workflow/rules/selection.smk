@@ -12,6 +12,7 @@ rule embed:
         paths.log("embed", "model", "task"),
     benchmark:
         paths.benchmark("embed", "model", "task")
+    priority: PRIORITY["embed"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -36,6 +37,7 @@ rule zero_shot:
         paths.log("zero_shot", "model", "task"),
     benchmark:
         paths.benchmark("zero_shot", "model", "task")
+    priority: PRIORITY["zero_shot"]
     conda:
         "../../envs/demoscope.yaml"
     threads: COMPUTE["threads"]
@@ -82,6 +84,7 @@ rule select:
         paths.benchmark("select", "model", "task", "strategy")
     wildcard_constraints:
         strategy=strategy_names(model=False),
+    priority: PRIORITY["select"]
     conda:
         "../../envs/demoscope.yaml"
     params:

@@ -41,7 +41,9 @@ COMPUTE = config["compute"]
 # Snakemake starts those of highest priority first. The quality jobs are the longest and start
 # first; then the jobs on the path from the dumps to the last evaluation (features,
 # correlations, selection; the embeddings and zero-shot scores the early selections read); then
-# the other model jobs, longest chains first; light jobs (figures, report) last, at 0.
+# the other model jobs, the longest first (`evaluate` and `task_sets` about a minute each on
+# this CPU, then `controls` and the SAE chain), so that the run does not end on one long job
+# beside an idle core; light jobs (figures, report) last, at 0.
 PRIORITY = {
     **dict.fromkeys(("score_quality", "merge_quality", "condacc_quality"), 10),
     **dict.fromkeys(
@@ -52,22 +54,14 @@ PRIORITY = {
             "select",
             "zero_shot",
             "embed",
+            "evaluate_after_quality",
         ),
         8,
     ),
-    "evaluate_after_quality": 8,
+    **dict.fromkeys(("evaluate", "task_sets"), 7),
     **dict.fromkeys(
-        (
-            "evaluate",
-            "controls",
-            "sae_pool",
-            "dump_sae_pool",
-            "train_sae",
-            "sae_features",
-        ),
-        6,
+        ("controls", "sae_pool", "dump_sae_pool", "train_sae", "sae_features"), 6
     ),
-    "task_sets": 5,
 }
 SAE = config["sae"]
 SAE_STORES = [tuple(pair) for pair in SAE["stores"]]

@@ -254,7 +254,7 @@ def test_second_run_has_nothing_to_do(llama_run):
 def test_editing_feature_code_reruns_only_features_and_report(llama_run):
     workdir, config = llama_run
     moments = workdir / "workflow" / "demoscope" / "lenses" / "moments.py"
-    jobs = planned_after_edit(workdir, moments, '"variance": float(flat.var()),', '"variance": float(flat.var(ddof=0)),')
+    jobs = planned_after_edit(workdir, moments, '"variance": float(m2),', '"variance": float(m2 * 1.0),')
     # Quality is untouched, so its figure stays; every figure that reads features or rho reruns.
     # The correlation scripts import the feature names (features.py, which imports moments.py).
     assert set(jobs) == ({"compute_features", "correlate", "correlate_sae", "correlate_controls", "report", "all"}

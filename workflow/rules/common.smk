@@ -257,26 +257,35 @@ def balanced(task):
     )
 
 
+def select_signals(spec):
+    """The signal inputs of a strategy instance's select job, by name: its registry entry's
+    `reads`, with `correlations` after `features` when its layer is `best` (the best-layer
+    shortcut reads the lens's correlations with quality)."""
+    signals = []
+    for signal in strategy(spec["kind"]).reads:
+        signals.append(signal)
+        if signal == "features" and spec["layer"] == "best":
+            signals.append("correlations")
+    return signals
+
+
 def select_inputs(wildcards):
-    """Only the signals this strategy instance reads (its registry entry's `reads`): adding a
-    strategy never reruns another. Every select job reads the test queries' label-free
-    columns, for the contamination guard and the sets files."""
+    """Only the signals this strategy instance reads (select_signals): adding a strategy never
+    reruns another. Every select job reads the test queries' label-free columns, for the
+    contamination guard and the sets files."""
     spec = STRATEGIES[wildcards.strategy]
     base = {"model": wildcards.model, "task": wildcards.task}
     inputs = {
         "candidates": paths.prompts("candidates", **base),
         "queries": paths.prompts("test_queries", **base),
     }
-    for signal in strategy(spec["kind"]).reads:
-        if signal == "features":
-            # The lens's tables of one store; the correlations too for the best-layer shortcut.
-            features, correlations = LENS_TABLES[spec["lens"]]
-            store = {"mask": spec["mask"], "site": spec["site"]}
-            inputs["features"] = paths.store_table(features, **base, **store)
-            if spec["layer"] == "best":
-                inputs["correlations"] = paths.store_table(
-                    correlations, **base, **store
-                )
+    for signal in select_signals(spec):
+        if signal in ("features", "correlations"):
+            # The lens's table of one store.
+            folder = dict(zip(("features", "correlations"), LENS_TABLES[spec["lens"]]))
+            inputs[signal] = paths.store_table(
+                folder[signal], **base, mask=spec["mask"], site=spec["site"]
+            )
         else:
             inputs[signal] = {
                 "quality": quality_table(wildcards.model, wildcards.task),
@@ -289,10 +298,8 @@ def select_inputs(wildcards):
 
 def waits_for_quality(name):
     """Whether the selection of a strategy instance reads example quality: directly (the
-    oracle) or through the correlations that pick its best layer (select_inputs)."""
-    spec = STRATEGIES[name]
-    reads = strategy(spec["kind"]).reads
-    return "quality" in reads or ("features" in reads and spec.get("layer") == "best")
+    oracle) or through the correlations that pick its best layer."""
+    return bool({"quality", "correlations"} & set(select_signals(STRATEGIES[name])))
 
 
 def strategy_names(model):
